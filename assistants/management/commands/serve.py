@@ -1,0 +1,87 @@
+"""Run everything: web (uvicorn, ASGI), a Celery worker and Celery beat, until Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from assistants_project import embedded
+from assistants_project.bootstrap import BootstrapError, prepare
+
+
+class Command(BaseCommand):
+    help = "Serve the API on HOST:PORT with a Celery worker and beat beside it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--no-worker", action="store_true", help="web only")
+        parser.add_argument("--no-beat", action="store_true", help="no periodic tasks")
+
+    def handle(self, *args, host: str, port: int, no_worker: bool, no_beat: bool, **options):
+        try:
+            prepare(self.stdout)
+        except BootstrapError as exc:
+            raise CommandError(str(exc)) from None
+        python = sys.executable
+        commands = {"web": [python, "-m", "uvicorn", "assistants_project.asgi:application", "--host", host,
+                            "--port", str(port), "--lifespan", "off", "--timeout-graceful-shutdown", "5"]}
+        if not no_worker:
+            commands["worker"] = [python, "-m", "celery", "-A", "assistants_project", "worker",
+                                  "--pool", os.environ.get("WORKER_POOL", "threads"),
+                                  "--concurrency", os.environ.get("WORKER_CONCURRENCY", "16"),
+                                  "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+        if not no_beat:
+            commands["beat"] = [python, "-m", "celery", "-A", "assistants_project", "beat", "--loglevel", "INFO",
+                                "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME]
+        children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
+        self.stdout.write(f"Serving http://{host}:{port}/v1 ({', '.join(children)}); Ctrl-C stops.")
+        self.stdout.flush()
+        stopping = False
+
+        def stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        code = 0
+        try:
+            while not stopping:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        self.stderr.write(f"{name} exited with code {child.returncode}; stopping.")
+                        stopping, code = True, 1
+                        break
+                time.sleep(0.2)
+        finally:
+            _terminate(children.values())
+            if "postgres" in embedded.STARTED or "redis" in embedded.STARTED:
+                from django.db import connections
+
+                connections.close_all()
+            if "redis" in embedded.STARTED:
+                embedded.stop_redis(settings.DATA_DIR)
+            if "postgres" in embedded.STARTED:
+                embedded.stop_postgres(settings.DATA_DIR)
+        if code:
+            raise CommandError("a child process failed")
+
+
+def _terminate(children, timeout: float = 15.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

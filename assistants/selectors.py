@@ -1,0 +1,55 @@
+"""Reads. Every selector is scoped to a project; another project's id reads as unknown."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from assistants.models import ApiKey, Assistant, Message, Project, Thread, hash_key
+from assistants_project.api.errors import NotFoundError
+
+
+def api_key_for_raw(raw: str) -> ApiKey | None:
+    return (
+        ApiKey.objects.select_related("project")
+        .filter(key_hash=hash_key(raw), revoked_at__isnull=True)
+        .first()
+    )
+
+
+def default_project() -> Project | None:
+    return Project.objects.filter(name="default").first()
+
+
+def assistant_list(*, project: Project) -> QuerySet[Assistant]:
+    return Assistant.objects.filter(project=project)
+
+
+def assistant_get(*, project: Project, assistant_id: str) -> Assistant:
+    assistant = Assistant.objects.filter(project=project, public_id=assistant_id).first()
+    if assistant is None:
+        raise NotFoundError(f"No assistant found with id '{assistant_id}'.")
+    return assistant
+
+
+def thread_get(*, project: Project, thread_id: str, for_update: bool = False) -> Thread:
+    qs = Thread.objects.filter(project=project, public_id=thread_id)
+    if for_update:
+        qs = qs.select_for_update()
+    thread = qs.first()
+    if thread is None:
+        raise NotFoundError(f"No thread found with id '{thread_id}'.")
+    return thread
+
+
+def message_list(*, thread: Thread, run_id: str | None = None) -> QuerySet[Message]:
+    qs = Message.objects.filter(thread=thread)
+    if run_id:
+        qs = qs.filter(run_public_id=run_id)
+    return qs
+
+
+def message_get(*, thread: Thread, message_id: str) -> Message:
+    message = Message.objects.filter(thread=thread, public_id=message_id).first()
+    if message is None:
+        raise NotFoundError(f"No message found with id '{message_id}'.")
+    return message

@@ -1,0 +1,176 @@
+"""Request validation and response shapes for assistants (tools and friends are shared with runs)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rest_framework import serializers
+
+from assistants.models import Assistant
+from assistants_project.api.models import epoch
+from assistants_project.api.validation import MetadataField, StrictSerializer
+
+FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+REASONING_EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
+
+class RankingOptionsIn(StrictSerializer):
+    ranker = serializers.ChoiceField(choices=["auto", "default_2024_08_21"], required=False)
+    score_threshold = serializers.FloatField(min_value=0, max_value=1)
+
+
+class FileSearchOptionsIn(StrictSerializer):
+    max_num_results = serializers.IntegerField(min_value=1, max_value=50, required=False)
+    ranking_options = RankingOptionsIn(required=False)
+
+
+class FunctionIn(StrictSerializer):
+    name = serializers.RegexField(FUNCTION_NAME, error_messages={
+        "invalid": "Function names may contain a-z, A-Z, 0-9, underscores and dashes, at most 64 characters."})
+    description = serializers.CharField(required=False, allow_blank=True)
+    parameters = serializers.DictField(required=False)
+    strict = serializers.BooleanField(required=False, allow_null=True)
+
+
+class ToolField(serializers.Field):
+    """One tool: code_interpreter, file_search (with options) or function."""
+
+    def to_internal_value(self, data: Any) -> dict:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Expected an object.")
+        kind = data.get("type")
+        if kind == "code_interpreter":
+            extra = set(data) - {"type"}
+            if extra:
+                raise serializers.ValidationError({sorted(extra)[0]: ["Unrecognized field."]})
+            return {"type": "code_interpreter"}
+        if kind == "file_search":
+            extra = set(data) - {"type", "file_search"}
+            if extra:
+                raise serializers.ValidationError({sorted(extra)[0]: ["Unrecognized field."]})
+            options = _nested(FileSearchOptionsIn, data.get("file_search") or {}, "file_search")
+            return {"type": "file_search", "file_search": options} if options else {"type": "file_search"}
+        if kind == "function":
+            extra = set(data) - {"type", "function"}
+            if extra:
+                raise serializers.ValidationError({sorted(extra)[0]: ["Unrecognized field."]})
+            if "function" not in data:
+                raise serializers.ValidationError({"function": ["This field is required."]})
+            return {"type": "function", "function": _nested(FunctionIn, data["function"], "function")}
+        raise serializers.ValidationError(
+            {"type": [f"Invalid value: {kind!r}. Supported values are: 'code_interpreter', 'file_search', "
+                      "and 'function'."]})
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+def _nested(serializer_class: type[serializers.Serializer], data: Any, key: str) -> dict:
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise serializers.ValidationError({key: serializer.errors})
+    return _plain(serializer.validated_data)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def ToolsField(max_length: int) -> serializers.ListField:  # noqa: N802 - a field factory
+    return serializers.ListField(child=ToolField(), max_length=max_length, required=False, allow_null=True)
+
+
+class ResponseFormatField(serializers.Field):
+    def to_internal_value(self, data: Any) -> Any:
+        if data == "auto" or data is None:
+            return data
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Expected 'auto' or an object with a 'type'.")
+        kind = data.get("type")
+        if kind in ("text", "json_object"):
+            return {"type": kind}
+        if kind == "json_schema":
+            schema = data.get("json_schema")
+            if not isinstance(schema, dict) or not isinstance(schema.get("name"), str) or not schema["name"]:
+                raise serializers.ValidationError({"json_schema": {"name": ["This field is required."]}})
+            if "schema" in schema and not isinstance(schema["schema"], dict):
+                raise serializers.ValidationError({"json_schema": {"schema": ["Expected an object."]}})
+            return {"type": "json_schema", "json_schema": schema}
+        raise serializers.ValidationError(
+            {"type": [f"Invalid value: {kind!r}. Supported values are: 'text', 'json_object', and 'json_schema'."]})
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class FileIdsField(serializers.ListField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=serializers.CharField(), required=False, **kwargs)
+
+
+class CodeInterpreterResourcesIn(StrictSerializer):
+    file_ids = FileIdsField(max_length=20)
+
+
+class VectorStoreHelperIn(StrictSerializer):
+    file_ids = FileIdsField(max_length=10000)
+    chunking_strategy = serializers.DictField(required=False)
+    metadata = MetadataField()
+
+
+class FileSearchResourcesIn(StrictSerializer):
+    vector_store_ids = serializers.ListField(child=serializers.CharField(), max_length=1, required=False)
+    vector_stores = serializers.ListField(child=VectorStoreHelperIn(), max_length=1, required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("vector_store_ids") and attrs.get("vector_stores"):
+            raise serializers.ValidationError(
+                {"vector_stores": ["Only one of 'vector_store_ids' and 'vector_stores' may be given."]})
+        return attrs
+
+
+class ToolResourcesIn(StrictSerializer):
+    code_interpreter = CodeInterpreterResourcesIn(required=False)
+    file_search = FileSearchResourcesIn(required=False)
+
+
+class AssistantIn(StrictSerializer):
+    model = serializers.CharField(max_length=256)
+    name = serializers.CharField(max_length=256, required=False, allow_null=True, allow_blank=True)
+    description = serializers.CharField(max_length=512, required=False, allow_null=True, allow_blank=True)
+    instructions = serializers.CharField(max_length=256_000, required=False, allow_null=True, allow_blank=True,
+                                         trim_whitespace=False)
+    tools = ToolsField(max_length=128)
+    tool_resources = ToolResourcesIn(required=False, allow_null=True)
+    metadata = MetadataField()
+    temperature = serializers.FloatField(min_value=0, max_value=2, required=False, allow_null=True)
+    top_p = serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True)
+    response_format = ResponseFormatField(required=False, allow_null=True)
+    reasoning_effort = serializers.ChoiceField(choices=REASONING_EFFORTS, required=False, allow_null=True)
+
+
+class AssistantModifyIn(AssistantIn):
+    model = serializers.CharField(max_length=256, required=False)
+
+
+def assistant_out(assistant: Assistant) -> dict:
+    return {
+        "id": assistant.public_id,
+        "object": "assistant",
+        "created_at": epoch(assistant.created_at),
+        "name": assistant.name,
+        "description": assistant.description,
+        "model": assistant.model,
+        "instructions": assistant.instructions,
+        "tools": assistant.tools,
+        "tool_resources": assistant.tool_resources or {},
+        "metadata": assistant.metadata or {},
+        "temperature": 1.0 if assistant.temperature is None else assistant.temperature,
+        "top_p": 1.0 if assistant.top_p is None else assistant.top_p,
+        "response_format": assistant.response_format or "auto",
+    }

@@ -1,0 +1,56 @@
+"""``tool_resources`` on assistants and threads: check every id belongs to the project, run helpers."""
+
+from __future__ import annotations
+
+from assistants.models import Project
+from assistants_project.api.errors import InvalidRequest, NotFoundError
+
+
+def tool_resources_resolve(*, project: Project, tool_resources: dict | None, param: str = "tool_resources") -> dict:
+    """Validated input → stored shape. Unknown (or other projects') ids answer 404 like any unknown id."""
+    if not tool_resources:
+        return {}
+    resolved: dict = {}
+    code = tool_resources.get("code_interpreter")
+    if code is not None:
+        file_ids = list(code.get("file_ids") or [])
+        _check_files(project=project, file_ids=file_ids)
+        resolved["code_interpreter"] = {"file_ids": file_ids}
+    search = tool_resources.get("file_search")
+    if search is not None:
+        store_ids = list(search.get("vector_store_ids") or [])
+        if search.get("vector_stores"):
+            store_ids = [_vector_store_from_helper(project=project, helper=search["vector_stores"][0],
+                                                   param=f"{param}.file_search.vector_stores[0]")]
+        _check_vector_stores(project=project, store_ids=store_ids)
+        resolved["file_search"] = {"vector_store_ids": store_ids}
+    return resolved
+
+
+def _check_files(*, project: Project, file_ids: list[str]) -> None:
+    from files.selectors import file_get
+
+    for file_id in file_ids:
+        file_get(project=project, file_id=file_id)
+
+
+def _check_vector_stores(*, project: Project, store_ids: list[str]) -> None:
+    try:
+        from retrieval.selectors import vector_store_get
+    except ImportError:  # the retrieval app predates vector stores
+        if store_ids:
+            raise NotFoundError(f"No vector store found with id '{store_ids[0]}'.") from None
+        return
+    for store_id in store_ids:
+        vector_store_get(project=project, vector_store_id=store_id)
+
+
+def _vector_store_from_helper(*, project: Project, helper: dict, param: str) -> str:
+    try:
+        from retrieval.services import vector_store_create
+    except ImportError:
+        raise InvalidRequest("The inline 'vector_stores' helper is not yet supported.", param=param) from None
+    store = vector_store_create(project=project, file_ids=helper.get("file_ids") or [],
+                                chunking_strategy=helper.get("chunking_strategy"),
+                                metadata=helper.get("metadata") or {})
+    return store.public_id

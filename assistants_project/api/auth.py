@@ -1,0 +1,49 @@
+"""``Authorization: Bearer <key>`` → the key's project. Missing or wrong keys answer 401."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+
+from assistants_project.api.errors import AuthenticationFailed
+
+
+@dataclass(frozen=True)
+class ProjectPrincipal:
+    """``request.user`` for API calls: the project the key belongs to."""
+
+    project: object
+    api_key_id: int
+    is_authenticated: bool = True
+
+
+def _masked(raw: str) -> str:
+    return raw[:3] + "*" * max(0, min(len(raw) - 7, 20)) + raw[-4:] if len(raw) > 8 else "*" * len(raw)
+
+
+class BearerKeyAuthentication(BaseAuthentication):
+    keyword = b"bearer"
+
+    def authenticate(self, request):
+        from assistants.selectors import api_key_for_raw
+
+        parts = get_authorization_header(request).split()
+        if not parts:
+            return None  # → NotAuthenticated (401) through IsAuthenticated
+        if parts[0].lower() != self.keyword or len(parts) != 2:
+            raise AuthenticationFailed(
+                "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+        raw = parts[1].decode(errors="replace")
+        key = api_key_for_raw(raw)
+        if key is None:
+            raise AuthenticationFailed(
+                f"Incorrect API key provided: {_masked(raw)}. You can create or revoke keys with "
+                "'python manage.py createapikey'.",
+                code="invalid_api_key",
+            )
+        return ProjectPrincipal(project=key.project, api_key_id=key.pk), key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'

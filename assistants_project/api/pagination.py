@@ -1,0 +1,50 @@
+"""OpenAI list pagination: limit/order/after/before over a project-scoped queryset, ordered by pk."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from rest_framework.pagination import BasePagination
+from rest_framework.response import Response
+
+from assistants_project.api.errors import InvalidRequest
+from assistants_project.api.validation import ListParams, validated
+
+
+def paginate(queryset: QuerySet, params: dict, *, cursor_field: str = "public_id") -> tuple[list, bool]:
+    """Return (rows, has_more). Cursors resolve inside ``queryset``, so they cannot probe another tenant."""
+    reverse = "before" in params
+    newest_first = (params["order"] == "desc") != reverse
+    qs = queryset.order_by("-pk" if newest_first else "pk")
+    cursor = params.get("after") or params.get("before")
+    if cursor:
+        pivot = queryset.filter(**{cursor_field: cursor}).values_list("pk", flat=True).first()
+        if pivot is None:
+            param = "before" if reverse else "after"
+            raise InvalidRequest(f"Invalid '{param}': no object with id '{cursor}' in this list.", param=param)
+        qs = qs.filter(pk__lt=pivot) if newest_first else qs.filter(pk__gt=pivot)
+    rows = list(qs[: params["limit"] + 1])  # one extra row tells has_more
+    has_more = len(rows) > params["limit"]
+    rows = rows[: params["limit"]]
+    return (rows[::-1] if reverse else rows), has_more
+
+
+def list_body(data: list[dict], has_more: bool) -> dict:
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }
+
+
+class OpenAIListPagination(BasePagination):
+    params_class = ListParams
+
+    def paginate_queryset(self, queryset, request, view=None):
+        params = validated(self.params_class, request.query_params)
+        rows, self.has_more = paginate(queryset, params)
+        return rows
+
+    def get_paginated_response(self, data):
+        return Response(list_body(list(data), self.has_more))

@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from assistants_project.api import views
+
+urlpatterns = [
+    path("healthz", views.healthz),
+    path("readyz", views.readyz),
+    path("admin/", admin.site.urls),
+    path("v1/", include("assistants.urls")),
+]
+
+handler400 = "assistants_project.api.errors.handler400"
+handler403 = "assistants_project.api.errors.handler403"
+handler404 = "assistants_project.api.errors.handler404"
+handler500 = "assistants_project.api.errors.handler500"
