@@ -8,6 +8,9 @@ urlpatterns = [
     path("readyz", views.readyz),
     path("admin/", admin.site.urls),
     path("v1/", include("assistants.urls")),
+    path("v1/", include("files.urls")),
+    path("v1/", include("runs.urls")),
+    path("v1/", include("retrieval.urls")),
 ]
 
 handler400 = "assistants_project.api.errors.handler400"

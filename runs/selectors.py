@@ -1,0 +1,35 @@
+"""Reads for runs and steps, scoped through the thread (itself scoped to a project)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from assistants.models import Thread
+from assistants_project.api.errors import NotFoundError
+from runs.models import Run, RunStep
+
+
+def thread_active_run(*, thread: Thread) -> Run | None:
+    return Run.objects.filter(thread=thread, status__in=Run.ACTIVE).first()
+
+
+def run_list(*, thread: Thread) -> QuerySet[Run]:
+    return Run.objects.filter(thread=thread)
+
+
+def run_get(*, thread: Thread, run_id: str) -> Run:
+    run = Run.objects.filter(thread=thread, public_id=run_id).first()
+    if run is None:
+        raise NotFoundError(f"No run found with id '{run_id}'.")
+    return run
+
+
+def step_list(*, run: Run) -> QuerySet[RunStep]:
+    return RunStep.objects.filter(run=run)
+
+
+def step_get(*, run: Run, step_id: str) -> RunStep:
+    step = RunStep.objects.filter(run=run, public_id=step_id).first()
+    if step is None:
+        raise NotFoundError(f"No run step found with id '{step_id}'.")
+    return step

@@ -1,0 +1,47 @@
+"""Validate responses against the schemas of OpenAI's own spec (shared/reference/assistants-openapi.yaml)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SPEC_CANDIDATES = [
+    Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "assistants-openapi.yaml",
+    Path(__file__).resolve().parent / "reference" / "assistants-openapi.yaml",
+]
+
+
+@functools.cache
+def spec() -> dict:
+    for path in SPEC_CANDIDATES:
+        if path.exists():
+            return yaml.safe_load(path.read_text())
+    raise FileNotFoundError(f"OpenAI spec not found in {SPEC_CANDIDATES}")
+
+
+@functools.cache
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    doc = copy.deepcopy(spec())
+    schema = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+    return jsonschema.Draft202012Validator(schema)
+
+
+def assert_schema(obj: dict, name: str) -> None:
+    """Raise with every violation listed if ``obj`` does not match ``components.schemas[name]``."""
+    errors = sorted(_validator(name).iter_errors(obj), key=lambda e: list(e.path))
+    if errors:
+        lines = [f"{'/'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors[:10]]
+        raise AssertionError(f"response does not match {name}:\n" + "\n".join(lines))
+
+
+def assert_list_schema(body: dict, name: str) -> None:
+    """List envelopes: an empty page carries null first/last ids (as OpenAI's API does), which the spec's
+    List* schemas type as strings; validate the page as the spec says when it has items."""
+    if body["data"]:
+        assert_schema(body, name)
+    else:
+        assert body == {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
