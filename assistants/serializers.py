@@ -7,9 +7,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from assistants.models import Assistant
+from assistants.models import Assistant, Message, Thread
 from assistants_project.api.models import epoch
-from assistants_project.api.validation import MetadataField, StrictSerializer
+from assistants_project.api.validation import ListParams, MetadataField, StrictSerializer
 
 FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 REASONING_EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh", "max"]
@@ -173,4 +173,191 @@ def assistant_out(assistant: Assistant) -> dict:
         "temperature": 1.0 if assistant.temperature is None else assistant.temperature,
         "top_p": 1.0 if assistant.top_p is None else assistant.top_p,
         "response_format": assistant.response_format or "auto",
+    }
+
+
+# --- Threads and messages ----------------------------------------------------------------------------
+
+MESSAGE_TEXT_MAX = 256_000
+IMAGE_DETAILS = ["auto", "low", "high"]
+
+
+class StrictIn(StrictSerializer):
+    """StrictSerializer that, when nested, reports an unknown field under its full path
+    (``messages[2].foo``) instead of the bare key."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if self.parent is not None and isinstance(data, dict):
+            unknown = next((key for key in data if key not in self.fields), None)
+            if unknown is not None:
+                raise serializers.ValidationError({unknown: [f"Unrecognized request argument supplied: {unknown}"]})
+        return super().to_internal_value(data)
+
+
+class ImageUrlIn(StrictIn):
+    url = serializers.CharField(max_length=MESSAGE_TEXT_MAX)
+    detail = serializers.ChoiceField(choices=IMAGE_DETAILS, required=False)
+
+    def validate_url(self, value: str) -> str:
+        if value.startswith("data:image/"):
+            return value
+        from django.core.exceptions import ValidationError as DjangoValidationError
+        from django.core.validators import URLValidator
+
+        try:
+            URLValidator(schemes=["http", "https"])(value)
+        except DjangoValidationError:
+            raise serializers.ValidationError("Expected an http(s) URL or a data:image/ URL.") from None
+        return value
+
+
+class ImageFileIn(StrictIn):
+    file_id = serializers.CharField()
+    detail = serializers.ChoiceField(choices=IMAGE_DETAILS, required=False)
+
+
+class TextPartIn(StrictIn):
+    type = serializers.CharField()
+    text = serializers.CharField(max_length=MESSAGE_TEXT_MAX, allow_blank=True, trim_whitespace=False)
+
+
+class ImageUrlPartIn(StrictIn):
+    type = serializers.CharField()
+    image_url = ImageUrlIn()
+
+
+class ImageFilePartIn(StrictIn):
+    type = serializers.CharField()
+    image_file = ImageFileIn()
+
+
+CONTENT_PARTS = {"text": TextPartIn, "image_url": ImageUrlPartIn, "image_file": ImageFilePartIn}
+
+
+class MessageContentField(serializers.Field):
+    """A string, or an array (≥1) of ``text`` / ``image_url`` / ``image_file`` request parts."""
+
+    def to_internal_value(self, data: Any) -> str | list[dict]:
+        if isinstance(data, str):
+            if not data:
+                raise serializers.ValidationError("Message content must be non-empty.")
+            if len(data) > MESSAGE_TEXT_MAX:
+                raise serializers.ValidationError(
+                    f"String too long. Expected a string with maximum length {MESSAGE_TEXT_MAX}, "
+                    f"but got a string with length {len(data)} instead.")
+            return data
+        if not isinstance(data, list):
+            raise serializers.ValidationError("Expected a string or an array of content parts.")
+        if not data:
+            raise serializers.ValidationError(
+                "Expected an array with minimum length 1, but got an empty array instead.")
+        parts = []
+        for index, part in enumerate(data):
+            if not isinstance(part, dict):
+                raise serializers.ValidationError({index: ["Expected an object."]})
+            kind = part.get("type")
+            if kind not in CONTENT_PARTS:
+                raise serializers.ValidationError({index: {"type": [
+                    f"Invalid value: {kind!r}. Supported values are: 'text', 'image_url', and 'image_file'."]}})
+            serializer = CONTENT_PARTS[kind](data=part)
+            if not serializer.is_valid():
+                raise serializers.ValidationError({index: serializer.errors})
+            parts.append(_plain(serializer.validated_data))
+        return parts
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class AttachmentToolField(serializers.Field):
+    def to_internal_value(self, data: Any) -> dict:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Expected an object.")
+        kind = data.get("type")
+        if kind not in ("code_interpreter", "file_search"):
+            raise serializers.ValidationError(
+                {"type": [f"Invalid value: {kind!r}. Supported values are: 'code_interpreter' and 'file_search'."]})
+        extra = sorted(set(data) - {"type"})
+        if extra:
+            raise serializers.ValidationError({extra[0]: [f"Unrecognized request argument supplied: {extra[0]}"]})
+        return {"type": kind}
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class AttachmentIn(StrictIn):
+    file_id = serializers.CharField()
+    tools = serializers.ListField(child=AttachmentToolField(), required=False, default=list)
+
+
+class MessageIn(StrictIn):
+    role = serializers.ChoiceField(choices=["user", "assistant"], error_messages={
+        "invalid_choice": "Invalid value: '{input}'. Supported values are: 'user' and 'assistant'."})
+    content = MessageContentField()
+    attachments = serializers.ListField(child=AttachmentIn(), required=False, allow_null=True)
+    metadata = MetadataField()
+
+    def to_internal_value(self, data: Any) -> Any:
+        attrs = super().to_internal_value(data)
+        if attrs.get("attachments"):
+            attrs["attachments"] = _plain(attrs["attachments"])
+        return attrs
+
+
+class MessageModifyIn(StrictIn):
+    metadata = MetadataField()
+
+
+class ThreadIn(StrictIn):
+    messages = serializers.ListField(child=MessageIn(), required=False, allow_null=True)
+    tool_resources = ToolResourcesIn(required=False, allow_null=True)
+    metadata = MetadataField()
+
+
+class ThreadFileSearchModifyIn(StrictIn):
+    vector_store_ids = serializers.ListField(child=serializers.CharField(), max_length=1, required=False)
+
+
+class ThreadToolResourcesModifyIn(StrictIn):
+    code_interpreter = CodeInterpreterResourcesIn(required=False)
+    file_search = ThreadFileSearchModifyIn(required=False)
+
+
+class ThreadModifyIn(StrictIn):
+    tool_resources = ThreadToolResourcesModifyIn(required=False, allow_null=True)
+    metadata = MetadataField()
+
+
+class MessageListParams(ListParams):
+    run_id = serializers.CharField(required=False, allow_blank=False)
+
+
+def thread_out(thread: Thread) -> dict:
+    return {
+        "id": thread.public_id,
+        "object": "thread",
+        "created_at": epoch(thread.created_at),
+        "tool_resources": thread.tool_resources or {},
+        "metadata": thread.metadata or {},
+    }
+
+
+def message_out(message: Message, *, thread_id: str | None = None) -> dict:
+    """``thread_id`` saves a query per row when listing one thread's messages."""
+    return {
+        "id": message.public_id,
+        "object": "thread.message",
+        "created_at": epoch(message.created_at),
+        "thread_id": thread_id or message.thread.public_id,
+        "status": message.status,
+        "incomplete_details": message.incomplete_details,
+        "completed_at": epoch(message.completed_at),
+        "incomplete_at": epoch(message.incomplete_at),
+        "role": message.role,
+        "content": message.content,
+        "assistant_id": message.assistant_public_id,
+        "run_id": message.run_public_id,
+        "attachments": message.attachments or [],
+        "metadata": message.metadata or {},
     }

@@ -50,11 +50,16 @@ def postgres_dir(data_dir: Path) -> Path:
     return data_dir / "postgres"
 
 
+def _pg_server(pgdata: Path):
+    """A fresh handle: pgserver.get_server() caches per process and would miss a server that died since."""
+    from pgserver.postgres_server import PostgresServer
+
+    return PostgresServer(pgdata.resolve(), cleanup_mode=None)
+
+
 def ensure_postgres(data_dir: Path) -> dict[str, str]:
     """Start (or attach to) the embedded Postgres; returns Django connection parameters."""
     _quiet_pgserver_logs()
-    import pgserver
-
     pgdata = postgres_dir(data_dir)
     pgdata.mkdir(parents=True, exist_ok=True)
     with _FileLock(data_dir / ".postgres.lock"):
@@ -63,7 +68,7 @@ def ensure_postgres(data_dir: Path) -> dict[str, str]:
         running = PostmasterInfo.read_from_pgdata(pgdata)
         if running is None or not running.is_running():
             STARTED.add("postgres")
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        server = _pg_server(pgdata)
         info = server.get_postmaster_info()
         socket_dir = str(info.socket_dir)
         exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DB_NAME}';")
@@ -74,13 +79,12 @@ def ensure_postgres(data_dir: Path) -> dict[str, str]:
 
 def stop_postgres(data_dir: Path) -> None:
     _quiet_pgserver_logs()
-    import pgserver
     from pgserver._commands import pg_ctl
 
     pgdata = postgres_dir(data_dir)
     if not (pgdata / "postmaster.pid").exists():
         return
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    server = _pg_server(pgdata)
     try:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
     except subprocess.CalledProcessError:

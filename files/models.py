@@ -4,6 +4,8 @@ from assistants_project.api.models import TenantModel
 
 
 class File(TenantModel):
+    """Metadata of an uploaded file; the bytes live in Django's default storage under ``storage_name``."""
+
     id_kind = "file"
 
     class Purpose(models.TextChoices):
@@ -25,4 +27,7 @@ class File(TenantModel):
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
-        indexes = [models.Index(fields=["project", "purpose", "id"])]
+        indexes = [
+            models.Index(fields=["project", "id"]),
+            models.Index(fields=["project", "purpose", "id"]),
+        ]

@@ -90,7 +90,8 @@ def _count_prompt_tokens(body: dict) -> int:
         count += len(tokenize(_content_text(message.get("content"))))
         for call in message.get("tool_calls") or []:
             function = (call or {}).get("function") or {}
-            count += len(tokenize(str(function.get("name", "")))) + len(tokenize(str(function.get("arguments", ""))))
+            count += len(tokenize(str(function.get("name", ""))))
+            count += len(tokenize(str(function.get("arguments", ""))))
     return max(count, 1)
 
 
@@ -281,7 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_error(self, status: int, message: str, type_: str | None = None, code: str | None = None) -> None:
+    def _send_error(self, status: int, message: str, type_: str | None = None, code: str | None = None):
         headers = {"retry-after-ms": "10"} if status == 429 else None
         self._send_json(status, _error_envelope(message, type_ or _default_error_type(status), code), headers)
 
@@ -364,6 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
             "aborted": False,
         }
         self.fake._record(record)
+        self.fake._enter()
         try:
             if bad_json:
                 self._send_error(400, "We could not parse the JSON body of your request.")
@@ -382,6 +384,8 @@ class _Handler(BaseHTTPRequestHandler):
             record["aborted"] = True
             self.fake._note_abort()
             self.close_connection = True
+        finally:
+            self.fake._leave()
 
     @staticmethod
     def _model(model_id: str) -> dict:
@@ -446,9 +450,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.finish_reason:
             finish_reason = reply.finish_reason
 
-        completion_tokens = len(text_tokens) + sum(
-            len(tokenize(c["function"]["name"])) + len(tokenize(c["function"]["arguments"])) for c in tool_calls
-        )
+        completion_tokens = len(text_tokens)
+        for call in tool_calls:
+            completion_tokens += len(tokenize(f'{call["function"]["name"]} {call["function"]["arguments"]}'))
         prompt_tokens = _count_prompt_tokens(body)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
         usage.update(reply.usage or {})
@@ -465,7 +469,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._chat_stream(body, reply, meta, text_tokens, tool_calls, finish_reason, usage)
             return
 
-        n_chunks = len(text_tokens) + sum(1 + len(_split_arguments(c["function"]["arguments"])) for c in tool_calls)
+        n_chunks = len(text_tokens)
+        n_chunks += sum(1 + len(_split_arguments(call["function"]["arguments"])) for call in tool_calls)
         self._sleep(reply.first_token_delay + reply.token_delay * max(n_chunks - 1, 0))
         if reply.hang:
             self._sleep(self.fake.hang_seconds)
@@ -508,8 +513,8 @@ class _Handler(BaseHTTPRequestHandler):
             return payload
 
         events: list[dict] = []
-        role_delta: dict[str, Any] = {"role": "assistant", "content": "" if text_tokens or not tool_calls else None}
-        role_delta["refusal"] = None
+        content = "" if text_tokens or not tool_calls else None
+        role_delta: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
         events.append(chunk(role_delta))
         events.extend(chunk({"content": token}) for token in text_tokens)
         for index, call in enumerate(tool_calls):
@@ -571,7 +576,9 @@ class FakeLLM:
         self.embedding_delay: float = 0.0
         self.hang_seconds: float = 60.0
         self.requests: list[dict] = []
-        self.aborted_count = 0
+        self.aborted_count = 0  # responses cut short because the client went away
+        self.in_flight = 0  # requests currently being answered
+        self.peak_in_flight = 0  # high-water mark of in_flight since start/reset
         self._rules: list[Rule] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -661,6 +668,7 @@ class FakeLLM:
             self.requests.clear()
             self._rules.clear()
             self.aborted_count = 0
+            self.peak_in_flight = self.in_flight
         self.embedding_error = None
         self.embedding_delay = 0.0
 
@@ -688,6 +696,15 @@ class FakeLLM:
         with self._lock:
             self.requests.append(record)
 
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
     def _note_abort(self) -> None:
         with self._lock:
             self.aborted_count += 1
@@ -700,7 +717,7 @@ class FakeLLM:
                     continue
                 try:
                     matched = rule.matches(body)
-                except Exception:  # noqa: BLE001 - a broken matcher must not kill the request
+                except Exception:  # a broken matcher must not kill the request
                     matched = False
                 if matched:
                     rule.hits += 1
@@ -723,7 +740,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--embedding-dim", type=int, default=1536)
     parser.add_argument("--token-delay", type=float, default=0.0, help="delay between streamed tokens (s)")
     args = parser.parse_args(argv)
-    fake = FakeLLM(args.host, args.port, embedding_dim=args.embedding_dim, default_token_delay=args.token_delay)
+    fake = FakeLLM(
+        args.host, args.port, embedding_dim=args.embedding_dim, default_token_delay=args.token_delay
+    )
     fake.start()
     print(fake.base_url, flush=True)
     stop = threading.Event()

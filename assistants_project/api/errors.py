@@ -124,8 +124,7 @@ def _body_for(exc: Exception, status: int) -> dict:
             f"JSON.) {exc.detail}",
             status=status,
         )
-    code = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
-    return error_body(str(getattr(exc, "detail", exc)), status=status, code=code if isinstance(code, str) else None)
+    return error_body(str(getattr(exc, "detail", exc)), status=status)
 
 
 # Django-level handlers (urls.handler404/handler500), for what never reaches a DRF view.
