@@ -5,7 +5,14 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from assistants.models import ApiKey, Assistant, Message, Project, Thread, hash_key
-from assistants_project.api.errors import NotFoundError
+from assistants_project.api.errors import InvalidRequest, NotFoundError
+
+
+def check_id_prefix(value: str, *, prefix: str, param: str) -> None:
+    """OpenAI answers 400 (not 404) for an id of the wrong kind, e.g. ``undefined`` from a JS client."""
+    if not value.startswith(prefix):
+        raise InvalidRequest(f"Invalid '{param}': '{value}'. Expected an ID that begins with '{prefix}'.",
+                             param=param)
 
 
 def api_key_for_raw(raw: str) -> ApiKey | None:
@@ -32,6 +39,7 @@ def assistant_get(*, project: Project, assistant_id: str) -> Assistant:
 
 
 def thread_get(*, project: Project, thread_id: str, for_update: bool = False) -> Thread:
+    check_id_prefix(thread_id, prefix="thread", param="thread_id")
     qs = Thread.objects.filter(project=project, public_id=thread_id)
     if for_update:
         qs = qs.select_for_update()
@@ -49,6 +57,7 @@ def message_list(*, thread: Thread, run_id: str | None = None) -> QuerySet[Messa
 
 
 def message_get(*, thread: Thread, message_id: str) -> Message:
+    check_id_prefix(message_id, prefix="msg", param="message_id")
     message = Message.objects.filter(thread=thread, public_id=message_id).first()
     if message is None:
         raise NotFoundError(f"No message found with id '{message_id}'.")

@@ -183,11 +183,11 @@ IMAGE_DETAILS = ["auto", "low", "high"]
 
 
 class StrictIn(StrictSerializer):
-    """StrictSerializer that, when nested, reports an unknown field under its full path
-    (``messages[2].foo``) instead of the bare key."""
+    """StrictSerializer that, when nested (or run with ``context={"nested": True}``), reports an unknown field
+    under its full path (``messages[2].foo``) instead of the bare key."""
 
     def to_internal_value(self, data: Any) -> Any:
-        if self.parent is not None and isinstance(data, dict):
+        if (self.parent is not None or self.context.get("nested")) and isinstance(data, dict):
             unknown = next((key for key in data if key not in self.fields), None)
             if unknown is not None:
                 raise serializers.ValidationError({unknown: [f"Unrecognized request argument supplied: {unknown}"]})
@@ -218,7 +218,7 @@ class ImageFileIn(StrictIn):
 
 class TextPartIn(StrictIn):
     type = serializers.CharField()
-    text = serializers.CharField(max_length=MESSAGE_TEXT_MAX, allow_blank=True, trim_whitespace=False)
+    text = serializers.CharField(max_length=MESSAGE_TEXT_MAX, trim_whitespace=False)
 
 
 class ImageUrlPartIn(StrictIn):
@@ -259,7 +259,7 @@ class MessageContentField(serializers.Field):
             if kind not in CONTENT_PARTS:
                 raise serializers.ValidationError({index: {"type": [
                     f"Invalid value: {kind!r}. Supported values are: 'text', 'image_url', and 'image_file'."]}})
-            serializer = CONTENT_PARTS[kind](data=part)
+            serializer = CONTENT_PARTS[kind](data=part, context={"nested": True})
             if not serializer.is_valid():
                 raise serializers.ValidationError({index: serializer.errors})
             parts.append(_plain(serializer.validated_data))

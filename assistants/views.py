@@ -1,7 +1,20 @@
 from rest_framework.response import Response
 
 from assistants import selectors, services
-from assistants.serializers import AssistantIn, AssistantModifyIn, assistant_out
+from assistants.serializers import (
+    AssistantIn,
+    AssistantModifyIn,
+    MessageIn,
+    MessageListParams,
+    MessageModifyIn,
+    ThreadIn,
+    ThreadModifyIn,
+    assistant_out,
+    message_out,
+    thread_out,
+)
+from assistants_project.api.pagination import list_body, paginate
+from assistants_project.api.validation import validated
 from assistants_project.api.views import OpenAIViewSet
 
 
@@ -25,3 +38,55 @@ class AssistantViewSet(OpenAIViewSet):
         assistant = selectors.assistant_get(project=self.project, assistant_id=assistant_id)
         services.assistant_delete(assistant=assistant)
         return Response({"id": assistant_id, "object": "assistant.deleted", "deleted": True})
+
+
+class ThreadViewSet(OpenAIViewSet):
+    """No list: OpenAI's API has none (operators browse threads in the admin)."""
+
+    lookup_url_kwarg = "thread_id"
+    lookup_value_regex = r"(?!runs$)[^/.]+"  # leave POST /threads/runs (create-and-run) to the runs app
+
+    def create(self, request):
+        return Response(thread_out(services.thread_create(project=self.project, **self.body(ThreadIn))))
+
+    def retrieve(self, request, thread_id: str):
+        return Response(thread_out(selectors.thread_get(project=self.project, thread_id=thread_id)))
+
+    def modify(self, request, thread_id: str):
+        thread = selectors.thread_get(project=self.project, thread_id=thread_id)
+        return Response(thread_out(services.thread_modify(thread=thread, **self.body(ThreadModifyIn))))
+
+    def destroy(self, request, thread_id: str):
+        thread = selectors.thread_get(project=self.project, thread_id=thread_id)
+        services.thread_delete(thread=thread)
+        return Response({"id": thread_id, "object": "thread.deleted", "deleted": True})
+
+
+class MessageViewSet(OpenAIViewSet):
+    lookup_url_kwarg = "message_id"
+
+    def _thread(self, thread_id: str):
+        return selectors.thread_get(project=self.project, thread_id=thread_id)
+
+    def list(self, request, thread_id: str):
+        thread = self._thread(thread_id)
+        params = validated(MessageListParams, request.query_params)
+        rows, has_more = paginate(selectors.message_list(thread=thread, run_id=params.get("run_id")), params)
+        return Response(list_body([message_out(m, thread_id=thread.public_id) for m in rows], has_more))
+
+    def create(self, request, thread_id: str):
+        message = services.message_add(project=self.project, thread_id=thread_id, **self.body(MessageIn))
+        return Response(message_out(message))
+
+    def retrieve(self, request, thread_id: str, message_id: str):
+        message = selectors.message_get(thread=self._thread(thread_id), message_id=message_id)
+        return Response(message_out(message))
+
+    def modify(self, request, thread_id: str, message_id: str):
+        message = selectors.message_get(thread=self._thread(thread_id), message_id=message_id)
+        return Response(message_out(services.message_modify(message=message, **self.body(MessageModifyIn))))
+
+    def destroy(self, request, thread_id: str, message_id: str):
+        message = selectors.message_get(thread=self._thread(thread_id), message_id=message_id)
+        services.message_delete(message=message)
+        return Response({"id": message_id, "object": "thread.message.deleted", "deleted": True})

@@ -7,9 +7,9 @@ urlpatterns = [
     path("healthz", views.healthz),
     path("readyz", views.readyz),
     path("admin/", admin.site.urls),
+    path("v1/", include("runs.urls")),  # first: /threads/runs must not read as a thread id
     path("v1/", include("assistants.urls")),
     path("v1/", include("files.urls")),
-    path("v1/", include("runs.urls")),
     path("v1/", include("retrieval.urls")),
 ]
 

@@ -273,14 +273,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, payload: Any, extra_headers: dict | None = None) -> None:
         data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-request-id", _new_id("req_"))
-        for key, value in (extra_headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("x-request-id", _new_id("req_"))
+            for key, value in (extra_headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+        except OSError as exc:
+            raise _ClientGone from exc
+        self._write(data)
 
     def _send_error(self, status: int, message: str, type_: str | None = None, code: str | None = None):
         headers = {"retry-after-ms": "10"} if status == 429 else None
@@ -370,7 +373,7 @@ class _Handler(BaseHTTPRequestHandler):
             if bad_json:
                 self._send_error(400, "We could not parse the JSON body of your request.")
             elif method == "POST" and path == "/v1/chat/completions":
-                self._chat(body if isinstance(body, dict) else {}, record)
+                self._chat(body if isinstance(body, dict) else {})
             elif method == "POST" and path == "/v1/embeddings":
                 self._embeddings(body if isinstance(body, dict) else {})
             elif method == "GET" and path == "/v1/models":
@@ -378,8 +381,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif method == "GET" and path.startswith("/v1/models/") and path[len("/v1/models/") :]:
                 self._send_json(200, self._model(path[len("/v1/models/") :]))
             else:
-                self._send_error(404, f"Unknown request URL: {method} {path}.", "invalid_request_error",
-                                 "unknown_url")
+                self._send_error(
+                    404, f"Unknown request URL: {method} {path}.", "invalid_request_error", "unknown_url"
+                )
         except _ClientGone:
             record["aborted"] = True
             self.fake._note_abort()
@@ -420,15 +424,18 @@ class _Handler(BaseHTTPRequestHandler):
                 value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
             data.append({"object": "embedding", "index": index, "embedding": value})
         prompt_tokens = max(1, sum(len(tokenize(t)) for t in inputs))
-        self._send_json(200, {
-            "object": "list",
-            "data": data,
-            "model": body.get("model") or "text-embedding-3-small",
-            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
-        })
+        self._send_json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model") or "text-embedding-3-small",
+                "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+            },
+        )
 
     # ------------------------------------------------------------------ chat completions
-    def _chat(self, body: dict, record: dict) -> None:
+    def _chat(self, body: dict) -> None:
         reply = self.fake._pick_reply(body)
         if reply.error is not None:
             status, message, type_, code = _error_parts(tuple(reply.error))
@@ -452,7 +459,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         completion_tokens = len(text_tokens)
         for call in tool_calls:
-            completion_tokens += len(tokenize(f'{call["function"]["name"]} {call["function"]["arguments"]}'))
+            completion_tokens += len(tokenize(f"{call['function']['name']} {call['function']['arguments']}"))
         prompt_tokens = _count_prompt_tokens(body)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
         usage.update(reply.usage or {})
@@ -481,12 +488,17 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if tool_calls:
             message["tool_calls"] = tool_calls
-        self._send_json(200, {
-            **meta,
-            "object": "chat.completion",
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
-            "usage": usage,
-        })
+        self._send_json(
+            200,
+            {
+                **meta,
+                "object": "chat.completion",
+                "choices": [
+                    {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
+                ],
+                "usage": usage,
+            },
+        )
 
     @staticmethod
     def _tool_call(call: dict) -> dict:
@@ -518,26 +530,33 @@ class _Handler(BaseHTTPRequestHandler):
         events.append(chunk(role_delta))
         events.extend(chunk({"content": token}) for token in text_tokens)
         for index, call in enumerate(tool_calls):
-            events.append(chunk({"tool_calls": [{
-                "index": index,
-                "id": call["id"],
-                "type": "function",
-                "function": {"name": call["function"]["name"], "arguments": ""},
-            }]}))
+            events.append(
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": index,
+                                "id": call["id"],
+                                "type": "function",
+                                "function": {"name": call["function"]["name"], "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+            )
             events.extend(
                 chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
                 for piece in _split_arguments(call["function"]["arguments"])
             )
         events.append(chunk({}, finish_reason))
 
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("x-request-id", _new_id("req_"))
-        self.end_headers()
         try:
-            self.wfile.flush()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("x-request-id", _new_id("req_"))
+            self.end_headers()
         except OSError as exc:
             raise _ClientGone from exc
 
@@ -593,7 +612,9 @@ class FakeLLM:
         self._server = _Server((self.host, self.port), _Handler, self)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"FakeLLM:{self.port}",
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"FakeLLM:{self.port}",
             daemon=True,
         )
         self._thread.start()

@@ -1,0 +1,1 @@
+from files.tests.fixtures import storage_dir  # noqa: F401 - a fixture

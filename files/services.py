@@ -1,0 +1,99 @@
+"""Writes for files. Bytes go through Django's storage API (local disk or any S3-compatible store)."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from assistants.models import Project
+from assistants_project.api.ids import new_id
+from files.models import File
+from files.uploads import too_large_error
+
+logger = logging.getLogger(__name__)
+
+BATCH_DEFAULT_TTL = timedelta(days=30)  # OpenAI: "files with purpose=batch expire after 30 days" by default
+GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
+
+
+def content_type_for(*, filename: str, declared: str | None) -> str:
+    declared = (declared or "").split(";")[0].strip().lower()
+    if declared not in GENERIC_TYPES:
+        return declared
+    guessed, _ = mimetypes.guess_type(filename, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def file_create(*, project: Project, upload: UploadedFile, purpose: str, expires_after: dict | None = None) -> File:
+    """Stream ``upload`` into storage under ``<project id>/<file id>`` (never the client's file name), then
+    record it. If recording fails the stored bytes are removed again."""
+    if upload.size is not None and upload.size > settings.FILE_UPLOAD_MAX_BYTES:
+        raise too_large_error()
+    public_id = new_id("file")
+    if expires_after:
+        ttl = timedelta(seconds=expires_after["seconds"])
+    else:
+        ttl = BATCH_DEFAULT_TTL if purpose == File.Purpose.BATCH else None
+    upload.seek(0)
+    storage_name = default_storage.save(f"{project.public_id}/{public_id}", upload)
+    try:
+        with transaction.atomic():
+            file = File.objects.create(
+                project=project,
+                public_id=public_id,
+                filename=upload.name,
+                purpose=purpose,
+                bytes=upload.size,
+                content_type=content_type_for(filename=upload.name, declared=upload.content_type),
+                storage_name=storage_name,
+            )
+            if ttl is not None:  # anchored on created_at, which the database row just got
+                file.expires_at = file.created_at + ttl
+                file.save(update_fields=["expires_at"])
+    except BaseException:
+        _delete_stored([storage_name])
+        raise
+    return file
+
+
+def file_delete(*, file: File) -> None:
+    """The row goes now (vector-store links cascade with it); the bytes once that is committed."""
+    with transaction.atomic():
+        name = file.storage_name
+        file.delete()
+        transaction.on_commit(lambda: _delete_stored([name]))
+
+
+def file_purge_expired(*, now=None, batch_size: int = 500) -> int:
+    """Delete every file past its ``expires_at``, in batches; returns how many went."""
+    now = now or timezone.now()
+    purged = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                File.objects.filter(expires_at__lte=now).order_by("pk")
+                .select_for_update(skip_locked=True).values_list("pk", "storage_name")[:batch_size]
+            )
+            if not rows:
+                return purged
+            File.objects.filter(pk__in=[pk for pk, _ in rows]).delete()
+            names = [name for _, name in rows]
+            transaction.on_commit(lambda names=names: _delete_stored(names))
+        purged += len(rows)
+        if len(rows) < batch_size:
+            return purged
+
+
+def _delete_stored(names: list[str]) -> None:
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except Exception:  # the row is gone already; an orphan blob is logged, not fatal
+            logger.exception("could not delete stored file %s", name)

@@ -1,0 +1,54 @@
+"""The HNSW index on ``retrieval_chunk.embedding``: one partial expression index per embedding dimension.
+
+``embedding`` is an untyped ``vector`` column; HNSW needs a fixed size, so each index casts to ``vector(D)`` and
+covers only rows whose vectors have D dimensions. Queries must use the same expressions (see search.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import connection
+
+logger = logging.getLogger(__name__)
+
+HNSW_MAX_DIMENSIONS = 2000  # pgvector 0.6 limit for the `vector` type
+_NAME = "retrieval_chunk_embedding_hnsw_{dims}"
+
+
+def index_name(dims: int) -> str:
+    return _NAME.format(dims=int(dims))
+
+
+def index_exists(dims: int, *, using=None) -> bool:
+    with (using or connection).cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [index_name(dims)])
+        return cursor.fetchone()[0]
+
+
+def ensure_hnsw_index(dims: int, *, using=None) -> bool:
+    """Create the index for ``dims`` unless it exists; False when pgvector cannot index that size."""
+    dims = int(dims)
+    if not 1 <= dims <= HNSW_MAX_DIMENSIONS:
+        logger.warning("EMBEDDING_DIMENSIONS=%s exceeds HNSW's limit (%s); vector search will scan exactly.",
+                       dims, HNSW_MAX_DIMENSIONS)
+        return False
+    with (using or connection).cursor() as cursor:
+        cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS {index_name(dims)} ON retrieval_chunk "
+            f"USING hnsw ((embedding::vector({dims})) vector_cosine_ops) WHERE vector_dims(embedding) = {dims}"
+        )
+    return True
+
+
+def existing_index_dimensions(*, using=None) -> list[int]:
+    with (using or connection).cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'retrieval_chunk' AND indexname LIKE %s",
+                       ["retrieval_chunk_embedding_hnsw_%"])
+        names = [row[0] for row in cursor.fetchall()]
+    return sorted(int(name.rsplit("_", 1)[1]) for name in names)
+
+
+def drop_hnsw_index(dims: int, *, using=None) -> None:
+    with (using or connection).cursor() as cursor:
+        cursor.execute(f"DROP INDEX IF EXISTS {index_name(dims)}")

@@ -1,0 +1,146 @@
+"""Ingestion of one vector-store file: read → parse → chunk → embed → store, status driven.
+
+The slow part (parsing, the embeddings call) runs with no transaction open. The result is written in one short
+transaction that locks the file row, checks it is still the same ``in_progress`` generation (compare-and-set),
+replaces the file's chunks (COPY) and marks it ``completed``. So a task delivered twice, a cancelled batch or a
+detached file can never leave duplicate or orphan chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.utils import timezone
+
+from retrieval import embeddings
+from retrieval.chunking import chunk_pages
+from retrieval.models import Chunk, VectorStoreFile
+from retrieval.parsing import INVALID_FILE, ParseError, parse_document
+
+logger = logging.getLogger(__name__)
+
+CHUNKER_VERSION = 1  # bump when parsing/chunking changes in a way that should re-chunk stored files
+MAX_FILE_CHARS = 20_000_000  # ~5M tokens: larger files fail with invalid_file instead of exhausting memory
+Status = VectorStoreFile.Status
+
+
+@dataclass
+class Prepared:
+    chunks: list
+    vectors: list[list[float]] | None
+    config: embeddings.EmbeddingConfig | None
+
+    @property
+    def usage_bytes(self) -> int:
+        return sum(len(c.text.encode()) for c in self.chunks)
+
+
+def read_file_bytes(file) -> bytes:
+    with default_storage.open(file.storage_name, "rb") as handle:
+        return handle.read()
+
+
+def prepare(vsf: VectorStoreFile, *, config: embeddings.EmbeddingConfig | None) -> Prepared:
+    """Parse, chunk and embed. Raises ParseError for unusable files; embedding failures degrade to keyword-only."""
+    pages = parse_document(read_file_bytes(vsf.file), vsf.file.filename, vsf.file.content_type)
+    if sum(len(p.text) for p in pages) > MAX_FILE_CHARS:
+        raise ParseError(INVALID_FILE, f"The file has more than {MAX_FILE_CHARS:,} characters of text.")
+    static = vsf.chunking_strategy["static"]
+    chunks = chunk_pages(pages, max_tokens=static["max_chunk_size_tokens"], overlap=static["chunk_overlap_tokens"])
+    if not chunks:
+        raise ParseError(INVALID_FILE, "No text could be extracted from the file.")
+    vectors = None
+    if config is not None:
+        try:
+            vectors = embeddings.embed([c.text for c in chunks], config=config,
+                                       token_counts=[c.token_count for c in chunks])
+        except embeddings.EmbeddingError as exc:
+            logger.warning("Embedding %s failed, indexing it for keyword search only: %s", vsf.file_id, exc)
+    return Prepared(chunks=chunks, vectors=vectors, config=config if vectors is not None else None)
+
+
+def vector_store_file_ingest(*, vsf_id: int) -> str:
+    """Process a queued file. Returns the outcome: completed, failed or skipped (not ours any more)."""
+    vsf = VectorStoreFile.objects.select_related("file").filter(pk=vsf_id, status=Status.IN_PROGRESS).first()
+    if vsf is None:
+        return "skipped"
+    try:
+        prepared = prepare(vsf, config=embeddings.current_config())
+    except ParseError as exc:
+        return "failed" if _fail(vsf, code=exc.code, message=exc.message) else "skipped"
+    except OSError as exc:
+        logger.warning("Reading %s failed: %s", vsf.file.storage_name, exc)
+        return ("failed" if _fail(vsf, code="server_error", message="The file's content could not be read.")
+                else "skipped")
+    return "completed" if _store(vsf, prepared, expect=Status.IN_PROGRESS) else "skipped"
+
+
+def vector_store_file_fail(*, vsf_id: int, message: str = "An internal error occurred while processing the file.",
+                           code: str = "server_error") -> bool:
+    """Give up on a file (the task's failure hook, after its retries)."""
+    return bool(VectorStoreFile.objects.filter(pk=vsf_id, status=Status.IN_PROGRESS).update(
+        status=Status.FAILED, last_error={"code": code, "message": message}))
+
+
+def vector_store_file_reindex(*, vsf_id: int, config: embeddings.EmbeddingConfig | None) -> str:
+    """Re-chunk and re-embed a completed file in place (manage.py reindex). Searches see the old chunks until the
+    new ones replace them in one transaction."""
+    vsf = VectorStoreFile.objects.select_related("file").filter(pk=vsf_id, status=Status.COMPLETED).first()
+    if vsf is None:
+        return "skipped"
+    try:
+        prepared = prepare(vsf, config=config)
+    except (ParseError, OSError) as exc:
+        logger.warning("Reindexing %s failed; keeping its chunks: %s", vsf.file_id, exc)
+        return "failed"
+    return "completed" if _store(vsf, prepared, expect=Status.COMPLETED) else "skipped"
+
+
+def _fail(vsf: VectorStoreFile, *, code: str, message: str) -> bool:
+    return bool(VectorStoreFile.objects.filter(pk=vsf.pk, status=Status.IN_PROGRESS, generation=vsf.generation)
+                .update(status=Status.FAILED, last_error={"code": code, "message": message}))
+
+
+def _store(vsf: VectorStoreFile, prepared: Prepared, *, expect: str) -> bool:
+    with transaction.atomic():
+        locked = (VectorStoreFile.objects.select_for_update()
+                  .filter(pk=vsf.pk, status=expect, generation=vsf.generation).first())
+        if locked is None:
+            return False  # cancelled, detached or re-queued meanwhile: drop this result
+        Chunk.objects.filter(vector_store_file_id=vsf.pk).delete()
+        _copy_chunks(vsf, prepared)
+        config = prepared.config
+        VectorStoreFile.objects.filter(pk=vsf.pk).update(
+            status=Status.COMPLETED, last_error=None, usage_bytes=prepared.usage_bytes,
+            chunk_count=len(prepared.chunks), keyword_only=config is None,
+            embedding_model=config.model if config else "", embedding_dimensions=config.dimensions if config else None,
+            chunker_version=CHUNKER_VERSION)
+        from retrieval.models import VectorStore
+
+        VectorStore.objects.filter(pk=vsf.vector_store_id).update(last_active_at=timezone.now())
+    return True
+
+
+_COLUMNS = ("project_id", "vector_store_id", "vector_store_file_id", "file_id", "position", "page", "text",
+            "token_count", "embedding")
+_TYPES = ["int8", "int8", "int8", "int8", "int4", "int4", "text", "int4", "vector"]
+
+
+def _copy_chunks(vsf: VectorStoreFile, prepared: Prepared) -> None:
+    """Binary COPY: tens of thousands of rows per second, vectors sent as float32 without text formatting."""
+    from pgvector import Vector
+    from pgvector.psycopg.vector import register_vector_info
+    from psycopg.types import TypeInfo
+
+    vectors = prepared.vectors or [None] * len(prepared.chunks)
+    with connection.cursor() as django_cursor:
+        cursor = django_cursor.cursor  # the psycopg cursor
+        register_vector_info(cursor, TypeInfo.fetch(cursor.connection, "vector"))
+        with cursor.copy(f"COPY retrieval_chunk ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_TYPES)
+            for chunk, vector in zip(prepared.chunks, vectors, strict=True):
+                copy.write_row((vsf.project_id, vsf.vector_store_id, vsf.pk, vsf.file_id, chunk.position, chunk.page,
+                                chunk.text, chunk.token_count, Vector(vector) if vector is not None else None))

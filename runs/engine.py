@@ -1,0 +1,281 @@
+"""The run engine: prompt → model (streamed) → tools → steps and messages, turn after turn.
+
+It knows nothing of HTTP: a worker task calls ``run_execute``; events go to the run's Redis Stream as
+they happen. No row lock is held across a model call; every final write is a compare-and-set.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from assistants.models import Message
+from assistants.serializers import message_out
+from assistants_project.api.ids import new_id
+from runs import events, file_search, heartbeat, llm, services
+from runs.models import Run, RunStep
+from runs.prompt import FILE_SEARCH_FUNCTION, PromptTooLong, build_prompt
+from runs.serializers import step_out
+
+logger = logging.getLogger(__name__)
+ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+class Cancelled(Exception):
+    pass
+
+
+def _add(a: dict, b: dict) -> dict:
+    out = {k: (a.get(k) or 0) + (b.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")}
+    out["total_tokens"] = out["prompt_tokens"] + out["completion_tokens"]
+    return out
+
+
+@dataclass
+class Turn:
+    """One model call's output as it streams: at most one message and one tool-calls step."""
+
+    run: Run
+    number: int
+    message: Message | None = None
+    message_step: RunStep | None = None
+    text: list[str] = field(default_factory=list)
+    tool_step: RunStep | None = None
+    calls: dict[int, dict] = field(default_factory=dict)  # model's index → our call
+    finish: str = "stop"
+    usage: dict = field(default_factory=lambda: dict(ZERO_USAGE))
+
+    # --- the message -------------------------------------------------------------------------------
+    def add_text(self, piece: str) -> None:
+        if self.message is None:
+            self._open_message()
+        first = not self.text
+        self.text.append(piece)
+        text = {"value": piece, "annotations": []} if first else {"value": piece}
+        events.emit(self.run.public_id, "thread.message.delta", {
+            "id": self.message.public_id, "object": "thread.message.delta",
+            "delta": {"content": [{"index": 0, "type": "text", "text": text}]}})
+
+    def _open_message(self) -> None:
+        run = self.run
+        with transaction.atomic():
+            self.message = Message.objects.create(
+                project_id=run.project_id, thread=run.thread, role=Message.Role.ASSISTANT, content=[],
+                status=Message.Status.IN_PROGRESS, assistant_public_id=run.assistant_public_id,
+                run_public_id=run.public_id)
+            self.message_step = _step_create(run, self.number, RunStep.Type.MESSAGE_CREATION,
+                                             {"type": "message_creation",
+                                              "message_creation": {"message_id": self.message.public_id}})
+        body = step_out(self.message_step)
+        events.emit(run.public_id, "thread.run.step.created", body)
+        events.emit(run.public_id, "thread.run.step.in_progress", body)
+        body = message_out(self.message)
+        events.emit(run.public_id, "thread.message.created", body)
+        events.emit(run.public_id, "thread.message.in_progress", body)
+
+    def close_message(self, *, incomplete_reason: str | None = None, usage: dict | None = None,
+                      search_calls: list[dict] = ()) -> None:
+        if self.message is None or self.message.status != Message.Status.IN_PROGRESS:
+            return
+        now = timezone.now()
+        value = "".join(self.text)
+        annotations = file_search.annotations_for(value, list(search_calls)) if search_calls else []
+        message, step = self.message, self.message_step
+        message.content = [{"type": "text", "text": {"value": value, "annotations": annotations}}]
+        if incomplete_reason:
+            message.status, message.incomplete_at = Message.Status.INCOMPLETE, now
+            message.incomplete_details = {"reason": incomplete_reason}
+        else:
+            message.status, message.completed_at = Message.Status.COMPLETED, now
+        step.status, step.completed_at, step.usage = RunStep.Status.COMPLETED, now, usage or dict(ZERO_USAGE)
+        with transaction.atomic():
+            message.save(update_fields=["content", "status", "incomplete_at", "incomplete_details", "completed_at"])
+            step.save(update_fields=["status", "completed_at", "usage"])
+        events.emit(self.run.public_id, f"thread.message.{message.status}", message_out(message))
+        events.emit(self.run.public_id, "thread.run.step.completed", step_out(step))
+
+    # --- tool calls --------------------------------------------------------------------------------
+    def add_call_delta(self, delta: llm.ToolCallDelta) -> None:
+        if self.message is not None:
+            self.close_message()  # text then calls: the message step completes before the tool step opens
+        if self.tool_step is None:
+            self.tool_step = _step_create(self.run, self.number, RunStep.Type.TOOL_CALLS,
+                                          {"type": "tool_calls", "tool_calls": []})
+            body = step_out(self.tool_step)
+            events.emit(self.run.public_id, "thread.run.step.created", body)
+            events.emit(self.run.public_id, "thread.run.step.in_progress", body)
+        call = self.calls.get(delta.index)
+        position = len(self.calls) if call is None else call["position"]
+        if call is None:
+            call = self.calls[delta.index] = {"position": position, "id": new_id("call"), "name": delta.name or "",
+                                              "arguments": ""}
+            kind = "file_search" if call["name"] == FILE_SEARCH_FUNCTION else "function"
+            first = {"index": position, "id": call["id"], "type": kind}
+            if kind == "function":
+                first["function"] = {"name": call["name"], "arguments": "", "output": None}
+            else:
+                first["file_search"] = {}
+            self._step_delta(first)
+        elif delta.name and not call["name"]:
+            call["name"] = delta.name
+        if delta.arguments:
+            call["arguments"] += delta.arguments
+            if call["name"] != FILE_SEARCH_FUNCTION:
+                self._step_delta({"index": position, "type": "function", "function": {"arguments": delta.arguments}})
+
+    def _step_delta(self, tool_call: dict) -> None:
+        events.emit(self.run.public_id, "thread.run.step.delta", {
+            "id": self.tool_step.public_id, "object": "thread.run.step.delta",
+            "delta": {"step_details": {"type": "tool_calls", "tool_calls": [tool_call]}}})
+
+
+def _step_create(run: Run, turn: int, kind: str, details: dict) -> RunStep:
+    return RunStep.objects.create(project_id=run.project_id, run=run, thread=run.thread, type=kind,
+                                  step_details=details, turn=turn)
+
+
+def _check_cancel(run: Run) -> None:
+    if events.cancel_requested(run.public_id):
+        raise Cancelled
+    status = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+    if status != Run.Status.IN_PROGRESS:
+        raise Cancelled
+
+
+def _discard_unfinished(run: Run) -> None:
+    """After a crash, the interrupted turn is redone from scratch: drop its half-written rows."""
+    with transaction.atomic():
+        open_steps = RunStep.objects.filter(run=run, status=RunStep.Status.IN_PROGRESS)
+        message_ids = [s.step_details["message_creation"]["message_id"] for s in open_steps
+                       if s.type == RunStep.Type.MESSAGE_CREATION]
+        Message.objects.filter(run_public_id=run.public_id, status=Message.Status.IN_PROGRESS).delete()
+        Message.objects.filter(public_id__in=message_ids).delete()
+        open_steps.delete()
+
+
+def _search_calls(run: Run) -> list[dict]:
+    calls = []
+    for step in RunStep.objects.filter(run=run, type=RunStep.Type.TOOL_CALLS).order_by("pk"):
+        calls += [c for c in step.step_details["tool_calls"] if c["type"] == "file_search"]
+    return calls
+
+
+def run_execute(*, run_id: int, task_id: str) -> None:
+    run = services.run_claim(run_id=run_id, task_id=task_id)
+    if run is None:
+        return
+    with heartbeat.beating(run.pk):
+        try:
+            _execute(run)
+        except Cancelled:
+            services.run_finish_cancel(run_id=run.pk)
+        except PromptTooLong:
+            services.run_finish(run=run, status=Run.Status.INCOMPLETE,
+                                incomplete_details={"reason": "max_prompt_tokens"})
+        except llm.ModelError as exc:
+            logger.warning("run %s failed: %s (%s)", run.public_id, exc.message, exc.code)
+            if not services.run_finish(run=run, status=Run.Status.FAILED,
+                                       last_error={"code": exc.code, "message": exc.message}):
+                services.run_finish_cancel(run_id=run.pk)
+
+
+def _execute(run: Run) -> None:
+    _discard_unfinished(run)
+    done = RunStep.objects.filter(run=run).aggregate(turn=Max("turn"))["turn"] or 0
+    usage = run.usage or dict(ZERO_USAGE)
+    for number in range(done + 1, done + 1 + settings.RUN_MAX_STEPS + 1):
+        if number > settings.RUN_MAX_STEPS:
+            services.run_finish(run=run, status=Run.Status.FAILED, usage=usage, last_error={
+                "code": "server_error",
+                "message": f"The run exceeded the maximum of {settings.RUN_MAX_STEPS} model turns (RUN_MAX_STEPS)."})
+            return
+        _check_cancel(run)
+        budget = None
+        if run.max_completion_tokens:
+            budget = run.max_completion_tokens - usage["completion_tokens"]
+            if budget <= 0:
+                services.run_finish(run=run, status=Run.Status.INCOMPLETE, usage=usage,
+                                    incomplete_details={"reason": "max_completion_tokens"})
+                return
+        turn = _model_turn(run, number, budget)
+        usage = _add(usage, turn.usage)
+        Run.objects.filter(pk=run.pk).update(usage=usage)
+        if turn.finish == "length" and not turn.calls:
+            turn.close_message(incomplete_reason="max_tokens", usage=turn.usage)
+            services.run_finish(run=run, status=Run.Status.INCOMPLETE, usage=usage,
+                                incomplete_details={"reason": "max_completion_tokens"})
+            return
+        if not turn.calls:
+            turn.close_message(usage=turn.usage, search_calls=_search_calls(run))
+            services.run_finish(run=run, status=Run.Status.COMPLETED, usage=usage)
+            return
+        turn.close_message()
+        if _after_tool_calls(run, turn, usage):
+            return
+
+
+def _model_turn(run: Run, number: int, max_tokens: int | None) -> Turn:
+    prompt = build_prompt(run)
+    turn = Turn(run=run, number=number)
+    stream = llm.stream_chat(
+        model=run.model, messages=prompt.messages, tools=prompt.tools, tool_choice=prompt.tool_choice,
+        parallel_tool_calls=run.parallel_tool_calls, response_format=_response_format(run),
+        temperature=run.temperature, top_p=run.top_p, max_tokens=max_tokens, reasoning_effort=run.reasoning_effort)
+    try:
+        for delta in stream:
+            if events.cancel_requested(run.public_id):
+                raise Cancelled
+            if isinstance(delta, llm.TextDelta):
+                turn.add_text(delta.text)
+            elif isinstance(delta, llm.ToolCallDelta):
+                turn.add_call_delta(delta)
+            else:
+                turn.finish = delta.reason
+                turn.usage = _add(delta.usage or {
+                    "prompt_tokens": llm.count_tokens(run.model, prompt.messages, prompt.tools),
+                    "completion_tokens": len("".join(turn.text)) // 4}, {})
+    finally:
+        close = getattr(stream, "close", None)
+        if close:
+            close()  # stop reading from the provider at once (cancel)
+    return turn
+
+
+def _response_format(run: Run):
+    fmt = run.response_format
+    return None if fmt in (None, "auto") or fmt == {"type": "text"} else fmt
+
+
+def _after_tool_calls(run: Run, turn: Turn, usage: dict) -> bool:
+    """Execute file_search calls; pause for function calls. True when the run paused (requires_action)."""
+    step = turn.tool_step
+    calls, pending = [], []
+    for call in sorted(turn.calls.values(), key=lambda c: c["position"]):
+        if call["name"] == FILE_SEARCH_FUNCTION:
+            calls.append({"id": call["id"], "type": "file_search",
+                          "file_search": file_search.execute(run, call["arguments"])})
+        else:
+            item = {"id": call["id"], "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"], "output": None}}
+            calls.append(item)
+            pending.append({"id": call["id"], "type": "function",
+                            "function": {"name": call["name"], "arguments": call["arguments"]}})
+    step.step_details = {"type": "tool_calls", "tool_calls": calls}
+    step.usage = turn.usage
+    if pending:
+        step.save(update_fields=["step_details", "usage"])
+        services.run_finish(run=run, status=Run.Status.REQUIRES_ACTION, usage=usage,
+                            required_action={"type": "submit_tool_outputs",
+                                             "submit_tool_outputs": {"tool_calls": pending}},
+                            expires_at=timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS))
+        return True
+    step.status, step.completed_at = RunStep.Status.COMPLETED, timezone.now()
+    step.save(update_fields=["step_details", "usage", "status", "completed_at"])
+    events.emit(run.public_id, "thread.run.step.completed", step_out(step))
+    return False

@@ -1,0 +1,78 @@
+"""Run events: OpenAI-shaped stream events appended to a per-run Redis Stream (``run:{id}:events``).
+
+Workers (and the web process, for the events it causes) append; SSE views read. Events carry the
+stream entry id, so a client can resume after a disconnect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.db import transaction
+
+from assistants_project.redis import redis_client
+
+logger = logging.getLogger(__name__)
+
+STREAM_MAXLEN = 20_000
+STREAM_TTL_SECONDS = 3600
+# A stream response ends after one of these (then `event: done`).
+END_EVENTS = frozenset({
+    "thread.run.requires_action", "thread.run.completed", "thread.run.incomplete", "thread.run.failed",
+    "thread.run.cancelled", "thread.run.expired",
+})
+TERMINAL_RUN_EVENTS = END_EVENTS - {"thread.run.requires_action"}
+
+
+def stream_key(run_public_id: str) -> str:
+    return f"run:{run_public_id}:events"
+
+
+def cancel_key(run_public_id: str) -> str:
+    return f"run:{run_public_id}:cancel"
+
+
+def emit(run_public_id: str, event: str, data: dict) -> str | None:
+    """Append one event; returns its stream id. Losing an event must never fail a run: log and go on."""
+    try:
+        client = redis_client()
+        entry_id = client.xadd(stream_key(run_public_id), {"event": event, "data": json.dumps(data)},
+                               maxlen=STREAM_MAXLEN, approximate=True)
+        if event in TERMINAL_RUN_EVENTS:
+            client.expire(stream_key(run_public_id), STREAM_TTL_SECONDS)
+        return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    except Exception:  # noqa: BLE001 - Redis is transient state; Postgres holds the truth
+        logger.exception("could not publish %s for %s", event, run_public_id)
+        return None
+
+
+def emit_on_commit(run_public_id: str, event: str, data: dict) -> None:
+    transaction.on_commit(lambda: emit(run_public_id, event, data))
+
+
+def last_event_id(run_public_id: str) -> str:
+    """The id of the newest event so far ("0-0" when none): a stream that starts now reads after it."""
+    try:
+        entries = redis_client().xrevrange(stream_key(run_public_id), count=1)
+    except Exception:  # noqa: BLE001
+        logger.exception("could not read the stream of %s", run_public_id)
+        return "0-0"
+    if not entries:
+        return "0-0"
+    entry_id = entries[0][0]
+    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+
+def request_cancel(run_public_id: str) -> None:
+    try:
+        redis_client().set(cancel_key(run_public_id), "1", ex=STREAM_TTL_SECONDS)
+    except Exception:  # noqa: BLE001 - the worker also checks Postgres between model calls
+        logger.exception("could not flag %s for cancellation", run_public_id)
+
+
+def cancel_requested(run_public_id: str) -> bool:
+    try:
+        return bool(redis_client().exists(cancel_key(run_public_id)))
+    except Exception:  # noqa: BLE001
+        return False

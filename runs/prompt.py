@@ -1,0 +1,160 @@
+"""Prompt assembly for one model turn: system instructions, the thread's messages (truncated as the run
+asks), this run's earlier tool calls and their outputs, and the tools offered."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+
+from assistants.models import Message
+from runs import file_search, llm
+from runs.models import Run, RunStep
+
+logger = logging.getLogger(__name__)
+
+FILE_SEARCH_FUNCTION = "file_search"
+FILE_SEARCH_TOOL = {
+    "type": "function",
+    "function": {
+        "name": FILE_SEARCH_FUNCTION,
+        "description": "Search the files the user has provided for passages relevant to a query. Cite what "
+                       "you use with its source marker, exactly as shown (for example 【0†notes.md】).",
+        "parameters": {
+            "type": "object",
+            "properties": {"queries": {"type": "array", "items": {"type": "string"},
+                                       "description": "One or more search queries."}},
+            "required": ["queries"],
+        },
+    },
+}
+
+
+class PromptTooLong(Exception):
+    """Even the newest message alone exceeds max_prompt_tokens."""
+
+
+@dataclass
+class Prompt:
+    messages: list[dict]
+    tools: list[dict]
+    tool_choice: object
+
+
+def model_tools(run: Run) -> list[dict]:
+    """The run's tools as chat-completion tools. code_interpreter has no sandbox here and is not offered."""
+    tools = []
+    for tool in run.tools:
+        if tool["type"] == "function":
+            tools.append({"type": "function", "function": tool["function"]})
+        elif tool["type"] == "file_search":
+            tools.append(FILE_SEARCH_TOOL)
+    return tools
+
+
+def _tool_choice(run: Run, tools: list[dict]):
+    choice = run.tool_choice
+    if not tools or choice in (None, "auto"):
+        return None
+    if isinstance(choice, dict) and choice.get("type") == "file_search":
+        return {"type": "function", "function": {"name": FILE_SEARCH_FUNCTION}}
+    if isinstance(choice, dict) and choice.get("type") == "code_interpreter":
+        return None
+    return choice
+
+
+def _image_url_of_file(file_id: str, project) -> str | None:
+    from files.selectors import file_get
+    from files.services import file_read_bytes
+
+    try:
+        file = file_get(project=project, file_id=file_id)
+        data = file_read_bytes(file=file)
+    except Exception:  # noqa: BLE001 - a missing image must not fail the run
+        logger.warning("image file %s unavailable for the prompt", file_id)
+        return None
+    return f"data:{file.content_type or 'image/png'};base64,{base64.b64encode(data).decode()}"
+
+
+def _message_for_model(message: Message) -> dict:
+    parts, has_image = [], False
+    for part in message.content:
+        kind = part.get("type")
+        if kind == "text":
+            parts.append({"type": "text", "text": part["text"]["value"]})
+        elif kind == "image_url":
+            has_image = True
+            parts.append({"type": "image_url", "image_url": {"url": part["image_url"]["url"],
+                                                             "detail": part["image_url"].get("detail", "auto")}})
+        elif kind == "image_file":
+            url = _image_url_of_file(part["image_file"]["file_id"], message.project)
+            if url:
+                has_image = True
+                parts.append({"type": "image_url", "image_url": {"url": url,
+                                                                 "detail": part["image_file"].get("detail", "auto")}})
+    if not has_image:
+        return {"role": message.role, "content": "\n".join(p["text"] for p in parts)}
+    return {"role": message.role, "content": parts}
+
+
+def _run_turns(run: Run) -> list[dict]:
+    """This run's finished turns, replayed: assistant text and tool calls, then each tool's output."""
+    out: list[dict] = []
+    steps = list(RunStep.objects.filter(run=run).order_by("pk"))
+    messages = {m.public_id: m for m in Message.objects.filter(run_public_id=run.public_id)}
+    search_ordinal = 0
+    for turn in sorted({s.turn for s in steps}):
+        turn_steps = [s for s in steps if s.turn == turn]
+        calls = [s for s in turn_steps if s.type == RunStep.Type.TOOL_CALLS]
+        if not calls or any(c.status != RunStep.Status.COMPLETED for c in calls):
+            continue  # a message-only turn is in the thread already; an unfinished one is redone
+        text = ""
+        for step in turn_steps:
+            if step.type == RunStep.Type.MESSAGE_CREATION:
+                message = messages.get(step.step_details["message_creation"]["message_id"])
+                if message is not None:
+                    text += "".join(p["text"]["value"] for p in message.content if p.get("type") == "text")
+        tool_calls, outputs = [], []
+        for call in (c for step in calls for c in step.step_details["tool_calls"]):
+            if call["type"] == "function":
+                tool_calls.append({"id": call["id"], "type": "function", "function": {
+                    "name": call["function"]["name"], "arguments": call["function"]["arguments"]}})
+                outputs.append({"role": "tool", "tool_call_id": call["id"], "content": call["function"]["output"] or ""})
+            elif call["type"] == "file_search":
+                tool_calls.append({"id": call["id"], "type": "function", "function": {
+                    "name": FILE_SEARCH_FUNCTION, "arguments": "{}"}})
+                outputs.append({"role": "tool", "tool_call_id": call["id"],
+                                "content": file_search.output_for_model(search_ordinal, call["file_search"])})
+                search_ordinal += 1
+        out.append({"role": "assistant", "content": text or None, "tool_calls": tool_calls})
+        out.extend(outputs)
+    return out
+
+
+def build_prompt(run: Run) -> Prompt:
+    system_text = "\n\n".join(t for t in (run.instructions, run.additional_instructions) if t)
+    system = [{"role": "system", "content": system_text}] if system_text else []
+    history = [
+        _message_for_model(m)
+        for m in Message.objects.filter(thread=run.thread).exclude(run_public_id=run.public_id).order_by("pk")
+    ]
+    run_messages = _run_turns(run)
+    strategy = run.truncation_strategy or {"type": "auto"}
+    if strategy.get("type") == "last_messages":
+        history = history[-strategy["last_messages"]:]
+    tools = model_tools(run)
+    budget = run.max_prompt_tokens or llm.context_window(run.model)
+    if budget:
+        # Keep the newest thread messages that fit; never cut the system message or this run's own turns.
+        total = llm.count_tokens(run.model, system + run_messages, tools)
+        kept: list[dict] = []
+        for message in reversed(history):
+            size = llm.count_tokens(run.model, [message])
+            if total + size > budget:
+                break
+            total += size
+            kept.append(message)
+        if total > budget or (history and not kept):
+            raise PromptTooLong
+        history = kept[::-1]
+    return Prompt(messages=system + history + run_messages, tools=tools, tool_choice=_tool_choice(run, tools))

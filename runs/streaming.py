@@ -1,0 +1,54 @@
+"""Server-sent events for a run, relayed from its Redis Stream with blocking XREAD in async code, so one
+web process holds hundreds of open streams without a thread each. Any web replica can serve any stream."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.http import StreamingHttpResponse
+
+from assistants_project.redis import async_redis_client
+from runs.events import END_EVENTS, stream_key
+
+logger = logging.getLogger(__name__)
+
+BLOCK_MS = 10_000  # a keep-alive comment goes out whenever nothing happened for this long
+DONE = b"event: done\ndata: [DONE]\n\n"
+
+
+def _frame(entry_id: str, event: str, data: str) -> bytes:
+    return f"id: {entry_id}\nevent: {event}\ndata: {data}\n\n".encode()
+
+
+async def run_events(run_public_id: str, after: str = "0-0"):
+    """Every event after ``after`` up to and including the next end event (requires_action or terminal)."""
+    key, cursor = stream_key(run_public_id), after or "0-0"
+    try:
+        client = async_redis_client()
+        while True:
+            batch = await client.xread({key: cursor}, block=BLOCK_MS, count=500)
+            if not batch:
+                yield b": keep-alive\n\n"
+                continue
+            for raw_id, fields in batch[0][1]:
+                cursor = raw_id.decode()
+                event = fields[b"event"].decode()
+                yield _frame(cursor, event, fields[b"data"].decode())
+                if event in END_EVENTS:
+                    yield DONE
+                    return
+    except Exception:  # noqa: BLE001 - an infrastructure fault: tell the client in a shape every SDK raises on
+        logger.exception("event stream of %s broke", run_public_id)
+        error = {"error": {"message": "The event stream was interrupted; the run continues. Poll the run or "
+                                      "resume with GET …/events and Last-Event-ID.",
+                           "type": "server_error", "param": None, "code": None}}
+        yield f"event: error\ndata: {json.dumps(error)}\n\n".encode()
+        yield DONE
+
+
+def sse_response(run_public_id: str, after: str = "0-0") -> StreamingHttpResponse:
+    response = StreamingHttpResponse(run_events(run_public_id, after), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
