@@ -20,7 +20,7 @@ MAX_TOKENS_PER_REQUEST = 250_000  # OpenAI allows 300k tokens per embeddings req
 
 
 class EmbeddingError(Exception):
-    """The provider failed (after LiteLLM's retries) or answered something unusable."""
+    """The provider failed (after the retries) or answered something unusable."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,13 @@ def _batches(texts: Sequence[str], token_counts: Sequence[int] | None) -> list[t
     return spans
 
 
-def embed(texts: Sequence[str], *, config: EmbeddingConfig,
-          token_counts: Sequence[int] | None = None) -> list[list[float]]:
-    """One vector per text, in order. Raises EmbeddingError; never returns a partial answer."""
+def embed(texts: Sequence[str], *, config: EmbeddingConfig, token_counts: Sequence[int] | None = None,
+          retries: int | None = None) -> list[list[float]]:
+    """One vector per text, in order. Raises EmbeddingError; never returns a partial answer.
+
+    Retries are the OpenAI client's (backoff, Retry-After): ``retries`` or LLM_NUM_RETRIES, at least 1 because
+    LiteLLM reads ``max_retries=0`` as "use the default (2)". LiteLLM's own retry layer is off."""
+    retries = max(1, settings.LLM_NUM_RETRIES if retries is None else retries)
     if not texts:
         return []
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -67,7 +71,7 @@ def embed(texts: Sequence[str], *, config: EmbeddingConfig,
     for start, end in _batches(texts, token_counts):
         try:
             response = litellm.embedding(model=config.model, input=list(texts[start:end]),
-                                         num_retries=settings.LLM_NUM_RETRIES,
+                                         num_retries=0, max_retries=retries,
                                          timeout=settings.LLM_TIMEOUT_SECONDS, **extra)
         except Exception as exc:  # noqa: BLE001 - every provider failure means "no vectors"
             raise EmbeddingError(f"{type(exc).__name__}: {str(exc)[:300]}") from exc

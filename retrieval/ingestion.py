@@ -96,6 +96,8 @@ def vector_store_file_reindex(*, vsf_id: int, config: embeddings.EmbeddingConfig
     except (ParseError, OSError) as exc:
         logger.warning("Reindexing %s failed; keeping its chunks: %s", vsf.file_id, exc)
         return "failed"
+    if config is not None and prepared.vectors is None:
+        return "failed"  # the provider failed: keep the old vectors rather than degrade to keyword-only
     return "completed" if _store(vsf, prepared, expect=Status.COMPLETED) else "skipped"
 
 

@@ -145,7 +145,7 @@ def _vector_lists(scope: list[_ScopeFile], queries: list[str], config, candidate
     if config is None or not files:
         return []
     try:
-        vectors = embeddings.embed(queries, config=config)
+        vectors = embeddings.embed(queries, config=config, retries=1)  # fail fast: keywords still answer
     except embeddings.EmbeddingError as exc:
         logger.warning("Query embedding failed; searching by keywords only: %s", exc)
         return []

@@ -158,8 +158,17 @@ def stream_chat(*, model: str, messages: list[dict], tools: list[dict] | None = 
     yield from _normalize(stream)
 
 
-def _open_stream(kwargs: dict):
+@functools.cache
+def _litellm():
     import litellm
+
+    # LiteLLM aborts a stream that repeats one chunk 100 times; real output ("-----", "token token …") can.
+    litellm.REPEATED_STREAMING_CHUNK_LIMIT = 10**9
+    return litellm
+
+
+def _open_stream(kwargs: dict):
+    litellm = _litellm()
 
     attempt = 0
     while True:

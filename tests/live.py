@@ -48,6 +48,8 @@ def e2e_env(fake_base_url: str, **extra: str) -> dict[str, str]:
         RUN_SWEEP_INTERVAL_SECONDS="2",
         RUN_HEARTBEAT_TIMEOUT_SECONDS="6",
         WORKER_CONCURRENCY="8",
+        LLM_NUM_RETRIES="1",
+        LLM_RETRY_BACKOFF_SECONDS="0.1",
     )
     env.update(extra)
     return env

@@ -35,8 +35,8 @@ def test_thread_with_initial_messages_pagination_and_deletes(live):
     assert thread.id.startswith("thread_") and thread.metadata == {"customer": "acme"}
     assert client.beta.threads.retrieve(thread.id).id == thread.id
 
-    added = [client.beta.threads.messages.create(thread.id, role="user", content=f"question {i}", metadata={"i": str(i)})
-             for i in range(5)]
+    added = [client.beta.threads.messages.create(thread.id, role="user", content=f"question {i}",
+                                                 metadata={"i": str(i)}) for i in range(5)]
     assert added[0].content[0].text.value == "question 0" and added[0].content[0].text.annotations == []
     assert added[0].status == "completed" and added[0].run_id is None and added[0].thread_id == thread.id
 
@@ -116,6 +116,6 @@ def test_file_upload_content_and_delete(live, tmp_path):
         assert deleted.deleted is True and deleted.id == f.id
     with pytest.raises(openai.NotFoundError) as info:
         client.files.content(file.id)
-    assert info.value.message == f"No such File object: {file.id}"
+    assert f"No such File object: {file.id}" in info.value.message
     stored_dir = E2E_DATA_DIR / "files"
     assert not any(p.name in (file.id, expiring.id) for p in stored_dir.rglob("*"))

@@ -51,21 +51,29 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        restarts: list[float] = []
         code = 0
         try:
             while not stopping:
-                for name, child in children.items():
-                    if child.poll() is not None:
-                        self.stderr.write(f"{name} exited with code {child.returncode}; stopping.")
+                for name, child in list(children.items()):
+                    if child.poll() is None:
+                        continue
+                    # A crashed child is restarted (runs it held are recovered by the sweeper); one that keeps
+                    # crashing stops everything.
+                    now = time.monotonic()
+                    restarts = [t for t in restarts if now - t < 60] + [now]
+                    if len(restarts) > 5:
+                        self.stderr.write(f"{name} keeps exiting (code {child.returncode}); stopping.")
                         stopping, code = True, 1
                         break
+                    self.stderr.write(f"{name} exited with code {child.returncode}; restarting it.")
+                    children[name] = subprocess.Popen(commands[name])  # noqa: S603
                 time.sleep(0.2)
         finally:
             _terminate(children.values())
-            if "postgres" in embedded.STARTED or "redis" in embedded.STARTED:
-                from django.db import connections
+            from django.db import connections
 
-                connections.close_all()
+            connections.close_all()
             if "redis" in embedded.STARTED:
                 embedded.stop_redis(settings.DATA_DIR)
             if "postgres" in embedded.STARTED:
