@@ -24,6 +24,8 @@ def async_redis_client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(id(loop))
     if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, max_connections=2000)
+        # Blocking XREADs wait up to 10 s: the read timeout must be longer.
+        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, socket_timeout=60,
+                                         max_connections=2000)
         _async_clients[id(loop)] = client
     return client

@@ -73,7 +73,7 @@ def embed(texts: Sequence[str], *, config: EmbeddingConfig, token_counts: Sequen
             response = litellm.embedding(model=config.model, input=list(texts[start:end]),
                                          num_retries=0, max_retries=retries,
                                          timeout=settings.LLM_TIMEOUT_SECONDS, **extra)
-        except Exception as exc:  # noqa: BLE001 - every provider failure means "no vectors"
+        except Exception as exc:  # every provider failure means "no vectors"
             raise EmbeddingError(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
         data = sorted(response.data, key=lambda item: _get(item, "index"))
         if len(data) != end - start:

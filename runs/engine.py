@@ -80,7 +80,7 @@ class Turn:
         events.emit(run.public_id, "thread.message.in_progress", body)
 
     def close_message(self, *, incomplete_reason: str | None = None, usage: dict | None = None,
-                      search_calls: list[dict] = ()) -> None:
+                      search_calls: list[dict] = (), step_status: str = RunStep.Status.COMPLETED) -> None:
         if self.message is None or self.message.status != Message.Status.IN_PROGRESS:
             return
         now = timezone.now()
@@ -93,12 +93,15 @@ class Turn:
             message.incomplete_details = {"reason": incomplete_reason}
         else:
             message.status, message.completed_at = Message.Status.COMPLETED, now
-        step.status, step.completed_at, step.usage = RunStep.Status.COMPLETED, now, usage or dict(ZERO_USAGE)
+        stamp = {RunStep.Status.COMPLETED: "completed_at", RunStep.Status.CANCELLED: "cancelled_at",
+                 RunStep.Status.FAILED: "failed_at"}[step_status]
+        step.status, step.usage = step_status, usage or dict(ZERO_USAGE)
+        setattr(step, stamp, now)
         with transaction.atomic():
             message.save(update_fields=["content", "status", "incomplete_at", "incomplete_details", "completed_at"])
-            step.save(update_fields=["status", "completed_at", "usage"])
+            step.save(update_fields=["status", stamp, "usage"])
         events.emit(self.run.public_id, f"thread.message.{message.status}", message_out(message))
-        events.emit(self.run.public_id, "thread.run.step.completed", step_out(step))
+        events.emit(self.run.public_id, f"thread.run.step.{step_status}", step_out(step))
 
     # --- tool calls --------------------------------------------------------------------------------
     def add_call_delta(self, delta: llm.ToolCallDelta) -> None:
@@ -240,6 +243,13 @@ def _model_turn(run: Run, number: int, max_tokens: int | None) -> Turn:
                 turn.usage = _add(delta.usage or {
                     "prompt_tokens": llm.count_tokens(run.model, prompt.messages, prompt.tools),
                     "completion_tokens": len("".join(turn.text)) // 4}, {})
+    except Cancelled:
+        # What was streamed so far is kept: the message ends incomplete with that text.
+        turn.close_message(incomplete_reason="run_cancelled", step_status=RunStep.Status.CANCELLED)
+        raise
+    except llm.ModelError:
+        turn.close_message(incomplete_reason="run_failed", step_status=RunStep.Status.FAILED)
+        raise
     finally:
         close = getattr(stream, "close", None)
         if close:

@@ -165,7 +165,10 @@ def _close_open_items(run: Run, *, step_status: str, message_reason: str, now, l
         message.status = Message.Status.INCOMPLETE
         message.incomplete_at = now
         message.incomplete_details = {"reason": message_reason}
-        message.save(update_fields=["status", "incomplete_at", "incomplete_details"])
+        # Streamed text lives in the worker until the message closes; a stream consumer that saw deltas
+        # needs a text part at their index.
+        message.content = message.content or [{"type": "text", "text": {"value": "", "annotations": []}}]
+        message.save(update_fields=["status", "incomplete_at", "incomplete_details", "content"])
         events.emit_on_commit(run.public_id, "thread.message.incomplete", message_out(message))
     for step in RunStep.objects.filter(run=run, status=RunStep.Status.IN_PROGRESS).select_related("run", "thread"):
         step.status = step_status

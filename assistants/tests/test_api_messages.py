@@ -308,3 +308,19 @@ def test_tenant_isolation(api, other_api, thread):
     assert_error(api.get(f"/v1/threads/{thread['id']}/messages?after={theirs['id']}"), 400, param="after")
     assert ids(listed(api, thread["id"])) == [mine["id"]]
     assert ids(listed(other_api, theirs_thread["id"])) == [theirs["id"]]
+
+
+def test_list_query_can_only_be_served_by_the_thread_index(api, thread):
+    """The page query keeps thread_id as an ordering column (see assistants/pagination.py): a plain
+    ``thread_id = X ORDER BY id`` lets Postgres walk the primary key through every newer message of the table."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    create(api, thread["id"])
+    for query, direction in [("", "DESC"), ("order=asc", "ASC"), ("run_id=run_x", "DESC")]:
+        with CaptureQueriesContext(connection) as captured:
+            listed(api, thread["id"], query)
+        [page] = [q["sql"] for q in captured.captured_queries if 'FROM "assistants_message"' in q["sql"]]
+        assert '"assistants_message"."thread_id" >= ' in page and '"assistants_message"."thread_id" <= ' in page
+        assert (f'ORDER BY "assistants_message"."thread_id" {direction}, "assistants_message"."id" {direction}'
+                in page)

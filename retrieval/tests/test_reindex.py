@@ -8,7 +8,19 @@ from retrieval.models import Chunk, VectorStoreFile
 from retrieval.search import search
 from retrieval.services import vector_store_create
 
-pytestmark = pytest.mark.django_db  # the test transaction also rolls back the index changes
+pytestmark = pytest.mark.django_db(transaction=True)  # CREATE INDEX refuses to run after deferred FK checks
+
+
+@pytest.fixture(autouse=True)
+def _no_broker_and_the_default_index(monkeypatch):
+    from retrieval import tasks
+
+    monkeypatch.setattr(tasks.vector_store_file_ingest, "delay", lambda *args: None)  # ingest() runs them inline
+    yield
+    for dims in indexes.existing_index_dimensions():
+        if dims != 1536:
+            indexes.drop_hnsw_index(dims)
+    indexes.ensure_hnsw_index(1536)
 
 
 def store_with(project, make_file, ingest, n=3):

@@ -216,7 +216,8 @@ def test_tenant_isolation(project, other_project, corpus, make_file, fake_embedd
 
 def test_several_stores_at_once(project, corpus, make_file, fake_embeddings, ingest):
     first, _ = corpus()
-    second = vector_store_create(project=project, file_ids=[make_file(project, "x.txt", "warranty extension").public_id])
+    extra = make_file(project, "x.txt", "warranty extension")
+    second = vector_store_create(project=project, file_ids=[extra.public_id])
     ingest()
     results = search(project=project, vector_store_ids=[first.public_id, second.public_id], query="warranty")
     assert {r.vector_store_id for r in results[:2]} == {first.public_id, second.public_id}
@@ -231,7 +232,7 @@ def test_the_hnsw_path_finds_the_same_answer(project, corpus, fake_embeddings, m
 
 def test_the_vector_query_can_use_the_hnsw_index(project, corpus, fake_embeddings):
     """The query's expressions must match the partial expression index exactly, or the planner cannot use it."""
-    store, _ = corpus()
+    corpus()
     vector = "[" + ",".join(["0.01"] * 1536) + "]"
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
