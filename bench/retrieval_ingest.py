@@ -14,9 +14,11 @@ process and prints where the time goes.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import random
+import struct
 import subprocess
 import sys
 import threading
@@ -52,7 +54,7 @@ class InstantEmbeddings:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                vectors = outer._vectors(int(body.get("dimensions") or 1536))
+                vectors = outer._vectors(int(body.get("dimensions") or 1536), body.get("encoding_format"))
                 items = ",".join(f'{{"object":"embedding","index":{i},"embedding":{vectors[i % len(vectors)]}}}'
                                  for i in range(len(inputs)))
                 data = (f'{{"object":"list","model":"{body.get("model")}","data":[{items}],'
@@ -68,11 +70,15 @@ class InstantEmbeddings:
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def _vectors(self, dims: int) -> list[str]:
-        if dims not in self._pools:
-            self._pools[dims] = [json.dumps([round(self._rng.uniform(-1, 1), 6) for _ in range(dims)])
-                                 for _ in range(self._pool)]
-        return self._pools[dims]
+    def _vectors(self, dims: int, encoding: str | None) -> list[str]:
+        """JSON fragments: float arrays, or base64 float32 strings as the real API sends for base64."""
+        key = (dims, encoding == "base64")
+        if key not in self._pools:
+            vectors = [[self._rng.uniform(-1, 1) for _ in range(dims)] for _ in range(self._pool)]
+            self._pools[key] = [
+                json.dumps(base64.b64encode(struct.pack(f"<{dims}f", *v)).decode()) if key[1]
+                else json.dumps([round(x, 6) for x in v]) for v in vectors]
+        return self._pools[key]
 
     @property
     def base_url(self) -> str:

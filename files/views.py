@@ -43,10 +43,20 @@ async def _chunks_async(handle):
         await sync_to_async(handle.close, thread_sensitive=False)()
 
 
+def _open_stored(name: str):
+    """A readable handle on the stored bytes. For django-storages' S3 the object body is read as it arrives:
+    its S3File would first download the whole object into a spool that, by default, stays in memory."""
+    handle = default_storage.open(name, "rb")
+    s3_object = getattr(handle, "obj", None)
+    if s3_object is not None and hasattr(s3_object, "get"):
+        return s3_object.get()["Body"]  # botocore StreamingBody: read(n), close()
+    return handle
+
+
 def file_download_response(file: File, request: HttpRequest) -> StreamingHttpResponse:
     """The original bytes, streamed from storage in chunks (an async iterator under ASGI, a sync one
     under WSGI, so neither server buffers the whole file)."""
-    handle = default_storage.open(file.storage_name, "rb")
+    handle = _open_stored(file.storage_name)
     if isinstance(request, ASGIRequest):
         response = StreamingHttpResponse(_chunks_async(handle), content_type=file.content_type)
         response["Content-Disposition"] = content_disposition_header(True, file.filename)

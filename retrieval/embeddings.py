@@ -6,8 +6,12 @@ LiteLLM reads OPENAI_API_BASE / OPENAI_API_KEY (and other providers' variables) 
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
+import sys
+import warnings
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +21,13 @@ logger = logging.getLogger(__name__)
 
 MAX_INPUTS_PER_REQUEST = 512
 MAX_TOKENS_PER_REQUEST = 250_000  # OpenAI allows 300k tokens per embeddings request
+
+# Vectors travel as base64 float32 (as OpenAI's own SDK asks): turning 1536 JSON floats into typed Python
+# objects costs the OpenAI client ~5 ms per vector, which would cap ingestion at ~200 chunks/s on our side.
+# LiteLLM's response model then warns that a str is not list[float]; that is expected here.
+warnings.filterwarnings("ignore", message="Pydantic serializer warnings", category=UserWarning)
+
+Vector = array  # array('f'): float32, native byte order
 
 
 class EmbeddingError(Exception):
@@ -54,7 +65,7 @@ def _batches(texts: Sequence[str], token_counts: Sequence[int] | None) -> list[t
 
 
 def embed(texts: Sequence[str], *, config: EmbeddingConfig, token_counts: Sequence[int] | None = None,
-          retries: int | None = None) -> list[list[float]]:
+          retries: int | None = None) -> list[Vector]:
     """One vector per text, in order. Raises EmbeddingError; never returns a partial answer.
 
     Retries are the OpenAI client's (backoff, Retry-After): ``retries`` or LLM_NUM_RETRIES, at least 1 because
@@ -67,10 +78,11 @@ def embed(texts: Sequence[str], *, config: EmbeddingConfig, token_counts: Sequen
 
     litellm.suppress_debug_info = True
     extra = {"dimensions": config.dimensions} if supports_dimensions(config.model) else {}
-    vectors: list[list[float]] = []
+    vectors: list[Vector] = []
     for start, end in _batches(texts, token_counts):
         try:
             response = litellm.embedding(model=config.model, input=list(texts[start:end]),
+                                         encoding_format="base64", drop_params=True,
                                          num_retries=0, max_retries=retries,
                                          timeout=settings.LLM_TIMEOUT_SECONDS, **extra)
         except Exception as exc:  # every provider failure means "no vectors"
@@ -79,13 +91,27 @@ def embed(texts: Sequence[str], *, config: EmbeddingConfig, token_counts: Sequen
         if len(data) != end - start:
             raise EmbeddingError(f"the provider returned {len(data)} embeddings for {end - start} inputs")
         for item in data:
-            vector = _get(item, "embedding")
-            if not isinstance(vector, list) or len(vector) != config.dimensions:
-                size = len(vector) if isinstance(vector, list) else type(vector).__name__
-                raise EmbeddingError(f"the provider returned vectors of size {size}; "
+            vector = _as_vector(_get(item, "embedding"))
+            if len(vector) != config.dimensions:
+                raise EmbeddingError(f"the provider returned vectors of size {len(vector)}; "
                                      f"EMBEDDING_DIMENSIONS is {config.dimensions}")
             vectors.append(vector)
     return vectors
+
+
+def _as_vector(value) -> Vector:
+    """base64 little-endian float32 (what OpenAI-compatible servers send for base64) or a list of floats."""
+    if isinstance(value, str):
+        try:
+            vector = array("f", base64.b64decode(value, validate=True))
+        except ValueError as exc:
+            raise EmbeddingError(f"the provider returned an undecodable embedding: {exc}") from None
+        if sys.byteorder == "big":
+            vector.byteswap()
+        return vector
+    if isinstance(value, list) and all(isinstance(x, int | float) for x in value):
+        return array("f", value)
+    raise EmbeddingError(f"the provider returned an embedding of type {type(value).__name__}")
 
 
 def _get(item, key: str):

@@ -9,11 +9,17 @@ detached file can never leave duplicate or orphan chunks.
 from __future__ import annotations
 
 import logging
+import struct
+import sys
+from array import array
 from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+from psycopg.types import TypeInfo
 
 from retrieval import embeddings
 from retrieval.chunking import chunk_pages
@@ -30,7 +36,7 @@ Status = VectorStoreFile.Status
 @dataclass
 class Prepared:
     chunks: list
-    vectors: list[list[float]] | None
+    vectors: list[array] | None
     config: embeddings.EmbeddingConfig | None
 
     @property
@@ -131,18 +137,35 @@ _COLUMNS = ("project_id", "vector_store_id", "vector_store_file_id", "file_id", 
 _TYPES = ["int8", "int8", "int8", "int8", "int4", "int4", "text", "int4", "vector"]
 
 
-def _copy_chunks(vsf: VectorStoreFile, prepared: Prepared) -> None:
-    """Binary COPY: tens of thousands of rows per second, vectors sent as float32 without text formatting."""
-    from pgvector import Vector
-    from pgvector.psycopg.vector import register_vector_info
-    from psycopg.types import TypeInfo
+class _Wire(bytes):
+    """A vector already in pgvector's binary format."""
 
+
+class _WireDumper(Dumper):
+    format = Format.BINARY
+
+    def dump(self, obj: bytes) -> bytes:
+        return obj
+
+
+def _wire(vector: array) -> _Wire:
+    """pgvector's binary input: uint16 dim, uint16 unused, then big-endian float32s."""
+    values = array("f", vector)
+    if sys.byteorder == "little":
+        values.byteswap()
+    return _Wire(struct.pack(">HH", len(values), 0) + values.tobytes())
+
+
+def _copy_chunks(vsf: VectorStoreFile, prepared: Prepared) -> None:
+    """Binary COPY: vectors go over as float32 bytes, never formatted as text."""
     vectors = prepared.vectors or [None] * len(prepared.chunks)
     with connection.cursor() as django_cursor:
         cursor = django_cursor.cursor  # the psycopg cursor
-        register_vector_info(cursor, TypeInfo.fetch(cursor.connection, "vector"))
+        info = TypeInfo.fetch(cursor.connection, "vector")
+        info.register(cursor)
+        cursor.adapters.register_dumper(_Wire, type("", (_WireDumper,), {"oid": info.oid}))
         with cursor.copy(f"COPY retrieval_chunk ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(_TYPES)
             for chunk, vector in zip(prepared.chunks, vectors, strict=True):
                 copy.write_row((vsf.project_id, vsf.vector_store_id, vsf.pk, vsf.file_id, chunk.position, chunk.page,
-                                chunk.text, chunk.token_count, Vector(vector) if vector is not None else None))
+                                chunk.text, chunk.token_count, _wire(vector) if vector is not None else None))

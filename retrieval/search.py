@@ -154,11 +154,11 @@ def _vector_lists(scope: list[_ScopeFile], queries: list[str], config, candidate
     return [_nearest(pks, in_scope, vector, config.dimensions, candidates) for vector in vectors]
 
 
-def _vector_literal(vector: list[float]) -> str:
+def _vector_literal(vector) -> str:
     return "[" + ",".join(map(repr, vector)) + "]"
 
 
-def _nearest(pks: list[int], in_scope: int, vector: list[float], dims: int, limit: int) -> list[int]:
+def _nearest(pks: list[int], in_scope: int, vector, dims: int, limit: int) -> list[int]:
     literal = _vector_literal(vector)
     if in_scope > EXACT_SCAN_MAX_CHUNKS and dims <= HNSW_MAX_DIMENSIONS:
         total = _table_size_estimate()

@@ -72,12 +72,10 @@ class Turn:
             self.message_step = _step_create(run, self.number, RunStep.Type.MESSAGE_CREATION,
                                              {"type": "message_creation",
                                               "message_creation": {"message_id": self.message.public_id}})
-        body = step_out(self.message_step)
-        events.emit(run.public_id, "thread.run.step.created", body)
-        events.emit(run.public_id, "thread.run.step.in_progress", body)
-        body = message_out(self.message)
-        events.emit(run.public_id, "thread.message.created", body)
-        events.emit(run.public_id, "thread.message.in_progress", body)
+        step, message = step_out(self.message_step), message_out(self.message)
+        events.emit_many(run.public_id, [("thread.run.step.created", step), ("thread.run.step.in_progress", step),
+                                         ("thread.message.created", message),
+                                         ("thread.message.in_progress", message)])
 
     def close_message(self, *, incomplete_reason: str | None = None, usage: dict | None = None,
                       search_calls: list[dict] = (), step_status: str = RunStep.Status.COMPLETED) -> None:

@@ -47,6 +47,18 @@ def emit(run_public_id: str, event: str, data: dict) -> str | None:
         return None
 
 
+def emit_many(run_public_id: str, items: list[tuple[str, dict]]) -> None:
+    """Several events in one round trip, in order."""
+    try:
+        pipe = redis_client().pipeline(transaction=False)
+        for event, data in items:
+            pipe.xadd(stream_key(run_public_id), {"event": event, "data": json.dumps(data)},
+                      maxlen=STREAM_MAXLEN, approximate=True)
+        pipe.execute()
+    except Exception:  # noqa: BLE001
+        logger.exception("could not publish %d events for %s", len(items), run_public_id)
+
+
 def emit_on_commit(run_public_id: str, event: str, data: dict) -> None:
     transaction.on_commit(lambda: emit(run_public_id, event, data))
 

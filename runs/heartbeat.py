@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 
-from django.db import close_old_connections
+from django.db import connections
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -26,10 +26,11 @@ def _beat() -> None:
             ids = list(_active)
         if ids:
             try:
-                close_old_connections()
                 Run.objects.filter(pk__in=ids).update(heartbeat_at=timezone.now())
             except Exception:  # noqa: BLE001 - a missed beat is retried next interval
                 logger.exception("heartbeat failed")
+            finally:
+                connections.close_all()  # this thread's own connection: hold none between beats
         threading.Event().wait(INTERVAL_SECONDS)
 
 

@@ -89,6 +89,7 @@ def check_model(model: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def context_window(model: str) -> int | None:
     import litellm
 

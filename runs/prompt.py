@@ -131,6 +131,12 @@ def _run_turns(run: Run) -> list[dict]:
     return out
 
 
+def _characters(messages: list[dict], tools: list[dict]) -> int:
+    import json
+
+    return len(json.dumps(messages)) + len(json.dumps(tools))
+
+
 def build_prompt(run: Run) -> Prompt:
     system_text = "\n\n".join(t for t in (run.instructions, run.additional_instructions) if t)
     system = [{"role": "system", "content": system_text}] if system_text else []
@@ -144,7 +150,9 @@ def build_prompt(run: Run) -> Prompt:
         history = history[-strategy["last_messages"]:]
     tools = model_tools(run)
     budget = run.max_prompt_tokens or llm.context_window(run.model)
-    if budget:
+    # A token is at least one byte, and ASCII-escaped JSON is at least as long as the UTF-8 text, so a prompt
+    # shorter than the budget fits: skip the tokenizer (the common case, on the path to the first token).
+    if budget and _characters(system + history + run_messages, tools) > budget:
         # Keep the newest thread messages that fit; never cut the system message or this run's own turns.
         total = llm.count_tokens(run.model, system + run_messages, tools)
         kept: list[dict] = []

@@ -23,13 +23,14 @@ from runs.serializers import run_out, step_out
 logger = logging.getLogger(__name__)
 
 
-def _enqueue(run: Run) -> None:
+def _enqueue(run: Run, *, task_id: str | None = None) -> None:
     """Enqueue after commit, under a fresh task id that the run records as its owner."""
     from runs.tasks import run_execute
 
-    task_id = str(uuid.uuid4())
-    Run.objects.filter(pk=run.pk).update(claimed_by=task_id)
-    run.claimed_by = task_id
+    if task_id is None:
+        task_id = str(uuid.uuid4())
+        Run.objects.filter(pk=run.pk).update(claimed_by=task_id)
+        run.claimed_by = task_id
     transaction.on_commit(lambda: run_execute.apply_async(args=[run.pk], task_id=task_id))
 
 
@@ -61,16 +62,14 @@ def run_create(*, project: Project, thread: Thread, assistant_id: str, stream: b
                 run = Run.objects.create(
                     project=project, thread=thread, assistant=assistant, assistant_public_id=assistant.public_id,
                     expires_at=timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS),
-                    include=list(include or []), **fields)
+                    include=list(include or []), claimed_by=str(uuid.uuid4()), **fields)
         except IntegrityError:  # the one-active-run constraint: another request won the race
             raise _active_run_error(thread, thread_active_run(thread=thread) or Run(public_id="run_?")) from None
         run.thread = thread
         body = run_out(run)
-        for name, data in lead_events:
-            events.emit_on_commit(run.public_id, name, data)
-        events.emit_on_commit(run.public_id, "thread.run.created", body)
-        events.emit_on_commit(run.public_id, "thread.run.queued", body)
-        _enqueue(run)
+        opening = [*lead_events, ("thread.run.created", body), ("thread.run.queued", body)]
+        transaction.on_commit(lambda: events.emit_many(run.public_id, opening))
+        _enqueue(run, task_id=run.claimed_by)
     return run
 
 

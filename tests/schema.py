@@ -23,9 +23,26 @@ def spec() -> dict:
     raise FileNotFoundError(f"OpenAI spec not found in {SPEC_CANDIDATES}")
 
 
+def _nullable(node):
+    """The spec marks nullable fields OpenAPI-3.0 style (``nullable: true``); JSON Schema needs null allowed."""
+    if isinstance(node, list):
+        return [_nullable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _nullable(value) for key, value in node.items()}
+    if node.pop("nullable", False):
+        if "enum" in node and None not in node["enum"]:
+            node["enum"] = [*node["enum"], None]
+        if isinstance(node.get("type"), str):
+            node["type"] = [node["type"], "null"]
+        elif "type" not in node:
+            node = {"anyOf": [node, {"type": "null"}]}
+    return node
+
+
 @functools.cache
 def _validator(name: str) -> jsonschema.Draft202012Validator:
-    doc = copy.deepcopy(spec())
+    doc = _nullable(copy.deepcopy(spec()))
     schema = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
     return jsonschema.Draft202012Validator(schema)
 

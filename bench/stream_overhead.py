@@ -1,0 +1,132 @@
+"""Time to first text delta through the server minus time to first token of the same LiteLLM call made
+directly, against the fake LLM with a fixed per-token delay; p50/p99 at 1 and at 50 concurrent streams.
+
+    ASSISTANTS_DATA_DIR=var/bench .venv/bin/python bench/stream_overhead.py [--samples 100]
+
+Starts its own fake LLM (a separate process) and `manage.py serve` on the embedded stack under
+ASSISTANTS_DATA_DIR (default var/bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("ASSISTANTS_DATA_DIR", str(ROOT / "var" / "bench"))
+
+import httpx  # noqa: E402
+
+from tests import live as live_mod  # noqa: E402
+
+TOKEN_DELAY = 0.02
+PROMPT = [{"role": "user", "content": "benchmark prompt"}]
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def start_fake() -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fake_llm", "--port", "0", "--token-delay",  # noqa: S603
+                             str(TOKEN_DELAY)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    return proc, proc.stdout.readline().strip()
+
+
+def direct_ttft(base_url: str) -> float:
+    import litellm
+
+    started = time.perf_counter()
+    stream = litellm.completion(model="gpt-4o-mini", messages=PROMPT, api_base=base_url, api_key="sk-fake",
+                                stream=True, num_retries=0, max_retries=0, _skip_mcp_handler=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            elapsed = time.perf_counter() - started
+            break
+    for _ in stream:
+        pass
+    return elapsed
+
+
+def server_ttft(http: httpx.Client, assistant_id: str) -> float:
+    thread = http.post("/threads", json={"messages": PROMPT}).json()["id"]
+    started = time.perf_counter()
+    elapsed = None
+    with http.stream("POST", f"/threads/{thread}/runs", json={"assistant_id": assistant_id, "stream": True}) as r:
+        for line in r.iter_lines():
+            if elapsed is None and line == "event: thread.message.delta":
+                elapsed = time.perf_counter() - started
+    return elapsed
+
+
+def concurrent(fn, n: int, per_worker: int) -> list[float]:
+    out: list[float] = []
+    lock = threading.Lock()
+
+    def work():
+        for _ in range(per_worker):
+            value = fn()
+            with lock:
+                out.append(value)
+
+    threads = [threading.Thread(target=work) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=100)
+    args = parser.parse_args()
+
+    fake, fake_url = start_fake()
+    live_mod.E2E_DATA_DIR = Path(os.environ["ASSISTANTS_DATA_DIR"]).resolve()
+    live_mod.reset_e2e_stores()
+    port = live_mod.free_port()
+    log = live_mod.E2E_DATA_DIR / "serve.log"
+    serve = live_mod.start_serve(fake_url, port, log, WORKER_CONCURRENCY="64", LOG_LEVEL="WARNING")
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        live_mod.wait_ready(base, serve, log)
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        http = httpx.Client(base_url=base, timeout=60, limits=limits,
+                            headers={"Authorization": f"Bearer {live_mod.E2E_API_KEY}"})
+        assistant = http.post("/assistants", json={"model": "gpt-4o-mini"}).json()["id"]
+        for _ in range(5):  # warm both paths (imports, connections)
+            direct_ttft(fake_url)
+            server_ttft(http, assistant)
+        rows = []
+        for streams in (1, 50):
+            per = max(1, args.samples // streams) if streams == 1 else 2
+            direct = concurrent(lambda: direct_ttft(fake_url), streams, per)
+            server = concurrent(lambda: server_ttft(http, assistant), streams, per)
+            d50, s50 = statistics.median(direct), statistics.median(server)
+            rows.append((streams, len(server), d50 * 1000, pct(direct, 0.99) * 1000, s50 * 1000,
+                         pct(server, 0.99) * 1000, (s50 - d50) * 1000, (pct(server, 0.99) - d50) * 1000))
+        print(f"fake LLM token delay {TOKEN_DELAY * 1000:.0f} ms; times in ms")
+        print("streams samples direct_p50 direct_p99 server_p50 server_p99 overhead_p50 overhead_p99")
+        for row in rows:
+            print(f"{row[0]:>7} {row[1]:>7} " + " ".join(f"{v:>10.1f}" for v in row[2:]))
+    finally:
+        live_mod.stop_serve(serve)
+        fake.terminate()
+        from assistants_project import embedded
+
+        embedded.stop_redis(live_mod.E2E_DATA_DIR)
+        embedded.stop_postgres(live_mod.E2E_DATA_DIR)
+
+
+if __name__ == "__main__":
+    main()
