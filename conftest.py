@@ -48,3 +48,26 @@ def anon_api(db):
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+def _started_by_settings() -> set[str]:
+    from assistants_project import embedded
+
+    return set(embedded.STARTED)
+
+
+_STARTED_AT_BOOT = _started_by_settings()  # settings are loaded before this file: what did they start?
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the unit tests' embedded Postgres and Redis if this session started them (nothing lingers)."""
+    from django.conf import settings
+    from django.db import connections
+
+    from assistants_project import embedded
+
+    connections.close_all()
+    if "redis" in _STARTED_AT_BOOT:
+        embedded.stop_redis(settings.DATA_DIR)
+    if "postgres" in _STARTED_AT_BOOT:
+        embedded.stop_postgres(settings.DATA_DIR)

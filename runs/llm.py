@@ -155,8 +155,29 @@ def stream_chat(*, model: str, messages: list[dict], tools: list[dict] | None = 
                         ("reasoning_effort", reasoning_effort), ("response_format", response_format)):
         if value is not None:
             kwargs[name] = value
+    _drop_unsupported(kwargs, params)
     stream = _open_stream(kwargs)
     yield from _normalize(stream)
+
+
+_OPTIONAL = ("temperature", "top_p", "max_tokens", "reasoning_effort", "response_format", "tool_choice",
+             "parallel_tool_calls")
+
+
+def _drop_unsupported(kwargs: dict, params: dict) -> None:
+    """A provider that cannot honour a parameter still runs; the mismatch is logged, never an error."""
+    litellm = _litellm()
+    try:
+        supported = litellm.get_supported_openai_params(
+            model=kwargs["model"], custom_llm_provider=params.get("custom_llm_provider"))
+    except Exception:  # noqa: BLE001 - unknown provider: let drop_params decide
+        return
+    if supported is None:
+        return
+    for name in _OPTIONAL:
+        if name in kwargs and name not in supported:
+            logger.warning("model %s does not support %s; sending the request without it", kwargs["model"], name)
+            kwargs.pop(name)
 
 
 @functools.cache

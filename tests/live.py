@@ -48,6 +48,7 @@ def e2e_env(fake_base_url: str, **extra: str) -> dict[str, str]:
         RUN_SWEEP_INTERVAL_SECONDS="2",
         RUN_HEARTBEAT_TIMEOUT_SECONDS="6",
         WORKER_CONCURRENCY="8",
+        MODEL_ALIASES_FILE=str(E2E_DATA_DIR / "models.yaml"),
         LLM_NUM_RETRIES="1",
         LLM_RETRY_BACKOFF_SECONDS="0.1",
     )
@@ -161,6 +162,8 @@ def live_stack(fake_llm_server):
     from assistants_project import embedded
 
     reset_e2e_stores()
+    # A public alias for a LiteLLM target with its own parameters (runs must echo the alias).
+    (E2E_DATA_DIR / "models.yaml").write_text("house-model:\n  model: openai/gpt-4o-mini\n  temperature: 0.25\n")
     port = free_port()
     log_path = E2E_DATA_DIR / "serve.log"
     log_path.write_text("")

@@ -253,3 +253,12 @@ def test_worker_killed_mid_run_recovers_without_duplicates(client, assistant, li
     messages = client.beta.threads.messages.list(thread_id=thread.id, run_id=run.id).data
     assert len(messages) == 1 and messages[0].content[0].text.value == " ".join(["steady"] * 60)
     assert len(client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data) == 1
+
+
+def test_model_alias_maps_to_a_litellm_target_and_is_echoed(client, live):
+    assistant = client.beta.assistants.create(model="house-model")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "alias?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed" and run.model == "house-model" and assistant.model == "house-model"
+    sent = live.fake.chat_requests()[-1]
+    assert sent["model"] == "gpt-4o-mini" and sent["temperature"] == 0.25
