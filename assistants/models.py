@@ -18,13 +18,13 @@ class Project(models.Model):
     name = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self) -> str:
+        return self.name
+
     def save(self, *args, **kwargs):
         if not self.public_id:
             self.public_id = new_id("project")
         super().save(*args, **kwargs)
-
-    def __str__(self) -> str:
-        return self.name
 
 
 def hash_key(raw: str) -> str:
@@ -45,6 +45,9 @@ class ApiKey(models.Model):
     class Meta:
         verbose_name = "API key"
 
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.project})"
+
     @staticmethod
     def generate_raw() -> str:
         return "sk-" + secrets.token_urlsafe(32)
@@ -52,9 +55,6 @@ class ApiKey(models.Model):
     def set_key(self, raw: str) -> None:
         self.key_hash = hash_key(raw)
         self.prefix = raw[:8]
-
-    def __str__(self) -> str:
-        return f"{self.prefix}… ({self.project})"
 
 
 class Assistant(TenantModel):

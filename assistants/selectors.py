@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from assistants.models import ApiKey, Assistant, Message, Project, Thread, hash_key
-from assistants.pagination import scoped_to
 from assistants_project.api.errors import InvalidRequest, NotFoundError
+from assistants_project.api.pagination import in_parent
 
 
 def check_id_prefix(value: str, *, prefix: str, param: str) -> None:
@@ -51,9 +51,9 @@ def thread_get(*, project: Project, thread_id: str, for_update: bool = False) ->
 
 
 def message_list(*, thread: Thread, run_id: str | None = None) -> QuerySet[Message]:
-    """Oldest first by pk. Page it with ``assistants.pagination.paginate_in_parent(parent_field="thread_id")``
+    """Oldest first by pk. Page it with ``paginate(..., parent_field="thread_id")``
     to stay on the (thread, id) index however large the thread and the table are."""
-    qs = scoped_to(Message.objects.all(), parent_field="thread_id", parent_id=thread.pk)
+    qs = in_parent(Message.objects.all(), parent_field="thread_id", parent_id=thread.pk)
     if run_id:
         qs = qs.filter(run_public_id=run_id)
     return qs

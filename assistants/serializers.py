@@ -81,7 +81,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def ToolsField(max_length: int) -> serializers.ListField:  # noqa: N802 - a field factory
+def ToolsField(max_length: int) -> serializers.ListField:
     return serializers.ListField(child=ToolField(), max_length=max_length, required=False, allow_null=True)
 
 
@@ -182,19 +182,7 @@ MESSAGE_TEXT_MAX = 256_000
 IMAGE_DETAILS = ["auto", "low", "high"]
 
 
-class StrictIn(StrictSerializer):
-    """StrictSerializer that, when nested (or run with ``context={"nested": True}``), reports an unknown field
-    under its full path (``messages[2].foo``) instead of the bare key."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if (self.parent is not None or self.context.get("nested")) and isinstance(data, dict):
-            unknown = next((key for key in data if key not in self.fields), None)
-            if unknown is not None:
-                raise serializers.ValidationError({unknown: [f"Unrecognized request argument supplied: {unknown}"]})
-        return super().to_internal_value(data)
-
-
-class ImageUrlIn(StrictIn):
+class ImageUrlIn(StrictSerializer):
     url = serializers.CharField(max_length=MESSAGE_TEXT_MAX)
     detail = serializers.ChoiceField(choices=IMAGE_DETAILS, required=False)
 
@@ -211,22 +199,22 @@ class ImageUrlIn(StrictIn):
         return value
 
 
-class ImageFileIn(StrictIn):
+class ImageFileIn(StrictSerializer):
     file_id = serializers.CharField()
     detail = serializers.ChoiceField(choices=IMAGE_DETAILS, required=False)
 
 
-class TextPartIn(StrictIn):
+class TextPartIn(StrictSerializer):
     type = serializers.CharField()
     text = serializers.CharField(max_length=MESSAGE_TEXT_MAX, trim_whitespace=False)
 
 
-class ImageUrlPartIn(StrictIn):
+class ImageUrlPartIn(StrictSerializer):
     type = serializers.CharField()
     image_url = ImageUrlIn()
 
 
-class ImageFilePartIn(StrictIn):
+class ImageFilePartIn(StrictSerializer):
     type = serializers.CharField()
     image_file = ImageFileIn()
 
@@ -286,12 +274,12 @@ class AttachmentToolField(serializers.Field):
         return value
 
 
-class AttachmentIn(StrictIn):
+class AttachmentIn(StrictSerializer):
     file_id = serializers.CharField()
     tools = serializers.ListField(child=AttachmentToolField(), required=False, default=list)
 
 
-class MessageIn(StrictIn):
+class MessageIn(StrictSerializer):
     role = serializers.ChoiceField(choices=["user", "assistant"], error_messages={
         "invalid_choice": "Invalid value: '{input}'. Supported values are: 'user' and 'assistant'."})
     content = MessageContentField()
@@ -305,26 +293,26 @@ class MessageIn(StrictIn):
         return attrs
 
 
-class MessageModifyIn(StrictIn):
+class MessageModifyIn(StrictSerializer):
     metadata = MetadataField()
 
 
-class ThreadIn(StrictIn):
+class ThreadIn(StrictSerializer):
     messages = serializers.ListField(child=MessageIn(), required=False, allow_null=True)
     tool_resources = ToolResourcesIn(required=False, allow_null=True)
     metadata = MetadataField()
 
 
-class ThreadFileSearchModifyIn(StrictIn):
+class ThreadFileSearchModifyIn(StrictSerializer):
     vector_store_ids = serializers.ListField(child=serializers.CharField(), max_length=1, required=False)
 
 
-class ThreadToolResourcesModifyIn(StrictIn):
+class ThreadToolResourcesModifyIn(StrictSerializer):
     code_interpreter = CodeInterpreterResourcesIn(required=False)
     file_search = ThreadFileSearchModifyIn(required=False)
 
 
-class ThreadModifyIn(StrictIn):
+class ThreadModifyIn(StrictSerializer):
     tool_resources = ThreadToolResourcesModifyIn(required=False, allow_null=True)
     metadata = MetadataField()
 

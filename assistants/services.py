@@ -103,8 +103,8 @@ def message_content_parts(content: str | list[dict]) -> list[dict]:
     return parts
 
 
-def _check_files(*, project: Project, content: list[dict], attachments: list[dict]) -> None:
-    """Every referenced file must exist in the project; another project's file reads as unknown."""
+def _check_files(*, thread: Thread, content: list[dict], attachments: list[dict]) -> None:
+    """Every referenced file must exist in the thread's project; another project's file reads as unknown."""
     from files.selectors import file_get
 
     refs = [(part["image_file"]["file_id"], f"content[{i}].image_file.file_id")
@@ -112,7 +112,7 @@ def _check_files(*, project: Project, content: list[dict], attachments: list[dic
     refs += [(attachment["file_id"], f"attachments[{i}].file_id") for i, attachment in enumerate(attachments)]
     for file_id, param in refs:
         try:
-            file_get(project=project, file_id=file_id)
+            file_get(project=thread.project, file_id=file_id)
         except NotFoundError as exc:
             exc.param = param
             raise
@@ -126,7 +126,7 @@ def message_create(*, thread: Thread, role: str, content: str | list[dict], atta
     indexing them into the thread's vector store is the retrieval app's job."""
     parts = message_content_parts(content)
     attachments = [{"file_id": a["file_id"], "tools": list(a.get("tools") or [])} for a in attachments or []]
-    _check_files(project=thread.project, content=parts, attachments=attachments)
+    _check_files(thread=thread, content=parts, attachments=attachments)
     return Message.objects.create(
         project_id=thread.project_id,
         thread=thread,

@@ -1,7 +1,6 @@
 from rest_framework.response import Response
 
 from assistants import selectors, services
-from assistants.pagination import paginate_in_parent
 from assistants.serializers import (
     AssistantIn,
     AssistantModifyIn,
@@ -14,7 +13,7 @@ from assistants.serializers import (
     message_out,
     thread_out,
 )
-from assistants_project.api.pagination import list_body
+from assistants_project.api.pagination import list_body, paginate
 from assistants_project.api.validation import validated
 from assistants_project.api.views import OpenAIViewSet
 
@@ -72,8 +71,8 @@ class MessageViewSet(OpenAIViewSet):
     def list(self, request, thread_id: str):
         thread = self._thread(thread_id)
         params = validated(MessageListParams, request.query_params)
-        rows, has_more = paginate_in_parent(selectors.message_list(thread=thread, run_id=params.get("run_id")),
-                                            params, parent_field="thread_id")
+        rows, has_more = paginate(selectors.message_list(thread=thread, run_id=params.get("run_id")),
+                                  params, parent_field="thread_id")
         return Response(list_body([message_out(m, thread_id=thread.public_id) for m in rows], has_more))
 
     def create(self, request, thread_id: str):

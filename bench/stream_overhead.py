@@ -33,11 +33,11 @@ PROMPT = [{"role": "user", "content": "benchmark prompt"}]
 
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 def start_fake() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fake_llm", "--port", "0", "--token-delay",  # noqa: S603
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fake_llm", "--port", "0", "--token-delay",
                              str(TOKEN_DELAY)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     return proc, proc.stdout.readline().strip()
 

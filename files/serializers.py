@@ -7,7 +7,6 @@ from typing import Any
 
 from rest_framework import serializers
 
-from assistants.serializers import StrictIn
 from assistants_project.api.errors import InvalidRequest
 from assistants_project.api.models import epoch
 from assistants_project.api.validation import StrictSerializer
@@ -17,7 +16,7 @@ UPLOAD_PURPOSES = ["assistants", "batch", "fine-tune", "vision", "user_data", "e
 _BRACKETED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[([A-Za-z_][A-Za-z0-9_]*)\]$")
 
 
-class ExpiresAfterIn(StrictIn):
+class ExpiresAfterIn(StrictSerializer):
     anchor = serializers.ChoiceField(choices=["created_at"], error_messages={
         "invalid_choice": "Invalid value: '{input}'. Supported values are: 'created_at'."})
     seconds = serializers.IntegerField(min_value=3600, max_value=2_592_000)

@@ -155,8 +155,9 @@ def _discard_unfinished(run: Run) -> None:
         open_steps = RunStep.objects.filter(run=run, status=RunStep.Status.IN_PROGRESS)
         message_ids = [s.step_details["message_creation"]["message_id"] for s in open_steps
                        if s.type == RunStep.Type.MESSAGE_CREATION]
-        Message.objects.filter(run_public_id=run.public_id, status=Message.Status.IN_PROGRESS).delete()
-        Message.objects.filter(public_id__in=message_ids).delete()
+        Message.objects.filter(thread=run.thread, run_public_id=run.public_id,
+                               status=Message.Status.IN_PROGRESS).delete()
+        Message.objects.filter(thread=run.thread, public_id__in=message_ids).delete()
         open_steps.delete()
 
 

@@ -42,7 +42,7 @@ def emit(run_public_id: str, event: str, data: dict) -> str | None:
         if event in TERMINAL_RUN_EVENTS:
             client.expire(stream_key(run_public_id), STREAM_TTL_SECONDS)
         return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    except Exception:  # noqa: BLE001 - Redis is transient state; Postgres holds the truth
+    except Exception:
         logger.exception("could not publish %s for %s", event, run_public_id)
         return None
 
@@ -55,7 +55,7 @@ def emit_many(run_public_id: str, items: list[tuple[str, dict]]) -> None:
             pipe.xadd(stream_key(run_public_id), {"event": event, "data": json.dumps(data)},
                       maxlen=STREAM_MAXLEN, approximate=True)
         pipe.execute()
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.exception("could not publish %d events for %s", len(items), run_public_id)
 
 
@@ -67,7 +67,7 @@ def last_event_id(run_public_id: str) -> str:
     """The id of the newest event so far ("0-0" when none): a stream that starts now reads after it."""
     try:
         entries = redis_client().xrevrange(stream_key(run_public_id), count=1)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.exception("could not read the stream of %s", run_public_id)
         return "0-0"
     if not entries:
@@ -79,12 +79,12 @@ def last_event_id(run_public_id: str) -> str:
 def request_cancel(run_public_id: str) -> None:
     try:
         redis_client().set(cancel_key(run_public_id), "1", ex=STREAM_TTL_SECONDS)
-    except Exception:  # noqa: BLE001 - the worker also checks Postgres between model calls
+    except Exception:
         logger.exception("could not flag %s for cancellation", run_public_id)
 
 
 def cancel_requested(run_public_id: str) -> bool:
     try:
         return bool(redis_client().exists(cancel_key(run_public_id)))
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False

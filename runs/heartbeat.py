@@ -27,7 +27,7 @@ def _beat() -> None:
         if ids:
             try:
                 Run.objects.filter(pk__in=ids).update(heartbeat_at=timezone.now())
-            except Exception:  # noqa: BLE001 - a missed beat is retried next interval
+            except Exception:
                 logger.exception("heartbeat failed")
             finally:
                 connections.close_all()  # this thread's own connection: hold none between beats

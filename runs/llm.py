@@ -84,7 +84,7 @@ def check_model(model: str) -> str | None:
     target, params = resolve(model)
     try:
         litellm.get_llm_provider(target, custom_llm_provider=params.get("custom_llm_provider"))
-    except Exception as exc:  # noqa: BLE001 - LiteLLM raises several kinds for an unroutable name
+    except Exception as exc:
         return str(exc).splitlines()[0][:300]
     return None
 
@@ -96,7 +96,7 @@ def context_window(model: str) -> int | None:
     target, _ = resolve(model)
     try:
         info = litellm.get_model_info(target)
-    except Exception:  # noqa: BLE001 - unknown to LiteLLM's map
+    except Exception:
         return None
     return info.get("max_input_tokens") or info.get("max_tokens")
 
@@ -107,7 +107,7 @@ def count_tokens(model: str, messages: list[dict], tools: list[dict] | None = No
     target, _ = resolve(model)
     try:
         return int(litellm.token_counter(model=target, messages=messages, tools=tools or None))
-    except Exception:  # noqa: BLE001 - fall back to the default tokenizer
+    except Exception:
         return int(litellm.token_counter(messages=messages))
 
 
@@ -170,7 +170,7 @@ def _drop_unsupported(kwargs: dict, params: dict) -> None:
     try:
         supported = litellm.get_supported_openai_params(
             model=kwargs["model"], custom_llm_provider=params.get("custom_llm_provider"))
-    except Exception:  # noqa: BLE001 - unknown provider: let drop_params decide
+    except Exception:
         return
     if supported is None:
         return
@@ -198,7 +198,7 @@ def _open_stream(kwargs: dict):
             # _skip_mcp_handler: LiteLLM < 1.108.4 imports the optional `mcp` package whenever tools are
             # passed; 1.108.4+ needs a certifi newer than the registry mirror has. Accepted by 1.106–1.109.
             return litellm.completion(**kwargs, drop_params=True, _skip_mcp_handler=True)
-        except Exception as exc:  # noqa: BLE001 - classified below
+        except Exception as exc:
             error = _classify(exc)
             if not error.transient or attempt >= settings.LLM_NUM_RETRIES:
                 raise error from exc
@@ -230,6 +230,6 @@ def _normalize(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
                     finish_reason = choice.finish_reason
     except ModelError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a failure mid-stream
+    except Exception as exc:
         raise _classify(exc) from exc
     yield Finish(reason=finish_reason or "stop", usage=usage)

@@ -70,7 +70,7 @@ def _image_url_of_file(file_id: str, project) -> str | None:
     try:
         file = file_get(project=project, file_id=file_id)
         data = file_read_bytes(file=file)
-    except Exception:  # noqa: BLE001 - a missing image must not fail the run
+    except Exception:
         logger.warning("image file %s unavailable for the prompt", file_id)
         return None
     return f"data:{file.content_type or 'image/png'};base64,{base64.b64encode(data).decode()}"
@@ -101,7 +101,7 @@ def _run_turns(run: Run) -> list[dict]:
     """This run's finished turns, replayed: assistant text and tool calls, then each tool's output."""
     out: list[dict] = []
     steps = list(RunStep.objects.filter(run=run).order_by("pk"))
-    messages = {m.public_id: m for m in Message.objects.filter(run_public_id=run.public_id)}
+    messages = {m.public_id: m for m in Message.objects.filter(thread=run.thread, run_public_id=run.public_id)}
     search_ordinal = 0
     for turn in sorted({s.turn for s in steps}):
         turn_steps = [s for s in steps if s.turn == turn]
@@ -119,7 +119,8 @@ def _run_turns(run: Run) -> list[dict]:
             if call["type"] == "function":
                 tool_calls.append({"id": call["id"], "type": "function", "function": {
                     "name": call["function"]["name"], "arguments": call["function"]["arguments"]}})
-                outputs.append({"role": "tool", "tool_call_id": call["id"], "content": call["function"]["output"] or ""})
+                outputs.append({"role": "tool", "tool_call_id": call["id"],
+                                "content": call["function"]["output"] or ""})
             elif call["type"] == "file_search":
                 tool_calls.append({"id": call["id"], "type": "function", "function": {
                     "name": FILE_SEARCH_FUNCTION, "arguments": "{}"}})

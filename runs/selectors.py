@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 
 from assistants.models import Thread
 from assistants_project.api.errors import NotFoundError
+from assistants_project.api.pagination import in_parent
 from runs.models import Run, RunStep
 
 
@@ -14,7 +15,8 @@ def thread_active_run(*, thread: Thread) -> Run | None:
 
 
 def run_list(*, thread: Thread) -> QuerySet[Run]:
-    return Run.objects.filter(thread=thread)
+    """Page with ``paginate(..., parent_field="thread_id")``."""
+    return in_parent(Run.objects.all(), parent_field="thread_id", parent_id=thread.pk)
 
 
 def run_get(*, thread: Thread, run_id: str) -> Run:
@@ -25,7 +27,8 @@ def run_get(*, thread: Thread, run_id: str) -> Run:
 
 
 def step_list(*, run: Run) -> QuerySet[RunStep]:
-    return RunStep.objects.filter(run=run)
+    """Page with ``paginate(..., parent_field="run_id")``."""
+    return in_parent(RunStep.objects.all(), parent_field="run_id", parent_id=run.pk)
 
 
 def step_get(*, run: Run, step_id: str) -> RunStep:

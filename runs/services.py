@@ -10,11 +10,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from assistants.models import Assistant, Message, Project, Thread
 from assistants.selectors import assistant_get, thread_get
-from assistants_project.api.errors import InvalidRequest
+from assistants_project.api.errors import InvalidRequest, OpenAIError
 from runs import events, llm
 from runs.models import Run, RunStep
 from runs.selectors import thread_active_run
@@ -54,7 +55,7 @@ def run_create(*, project: Project, thread: Thread, assistant_id: str, stream: b
         for index, message in enumerate(additional_messages or []):
             try:
                 message_create(thread=thread, **message)
-            except InvalidRequest as exc:
+            except OpenAIError as exc:
                 exc.param = f"additional_messages[{index}].{exc.param}" if exc.param else "additional_messages"
                 raise
         try:
@@ -160,7 +161,8 @@ def _close_open_items(run: Run, *, step_status: str, message_reason: str, now, l
 
     stamp = {RunStep.Status.CANCELLED: "cancelled_at", RunStep.Status.FAILED: "failed_at",
              RunStep.Status.EXPIRED: "expired_at"}[step_status]
-    for message in Message.objects.filter(run_public_id=run.public_id, status=Message.Status.IN_PROGRESS):
+    for message in Message.objects.filter(thread=run.thread, run_public_id=run.public_id,
+                                          status=Message.Status.IN_PROGRESS):
         message.status = Message.Status.INCOMPLETE
         message.incomplete_at = now
         message.incomplete_details = {"reason": message_reason}
@@ -306,20 +308,21 @@ def runs_sweep() -> dict:
     queued runs."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.RUN_HEARTBEAT_TIMEOUT_SECONDS)
+
+    def ids(*conditions, **filters) -> list[int]:
+        return list(Run.objects.filter(*conditions, **filters).values_list("pk", flat=True))
+
+    silent = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
     counts = {"expired": 0, "recovered": 0, "failed": 0, "cancelled": 0, "requeued": 0}
-    for run_id in Run.objects.filter(status=Run.Status.REQUIRES_ACTION, expires_at__lt=now).values_list("pk", flat=True):
+    for run_id in ids(status=Run.Status.REQUIRES_ACTION, expires_at__lt=now):
         counts["expired"] += run_expire(run_id=run_id)
-    for run_id in Run.objects.filter(status=Run.Status.CANCELLING, heartbeat_at__lt=stale).values_list("pk", flat=True):
+    for run_id in ids(silent, status=Run.Status.CANCELLING):
         counts["cancelled"] += run_finish_cancel(run_id=run_id)
-    for run_id in Run.objects.filter(status=Run.Status.CANCELLING, heartbeat_at__isnull=True,
-                                     created_at__lt=stale).values_list("pk", flat=True):
-        counts["cancelled"] += run_finish_cancel(run_id=run_id)
-    for run_id in Run.objects.filter(status=Run.Status.IN_PROGRESS, heartbeat_at__lt=stale).values_list("pk", flat=True):
+    for run_id in ids(status=Run.Status.IN_PROGRESS, heartbeat_at__lt=stale):
         outcome = run_recover(run_id=run_id, stale_before=stale)
         if outcome:
             counts[outcome] += 1
-    for run_id in Run.objects.filter(status=Run.Status.QUEUED, created_at__lt=stale,
-                                     heartbeat_at__isnull=True).values_list("pk", flat=True):
+    for run_id in ids(status=Run.Status.QUEUED, created_at__lt=stale, heartbeat_at__isnull=True):
         with transaction.atomic():
             run = Run.objects.select_for_update().filter(pk=run_id, status=Run.Status.QUEUED).first()
             if run is not None:

@@ -2,7 +2,6 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from assistants.selectors import thread_get
-from assistants_project.api.validation import validated
 from assistants_project.api.views import OpenAIViewSet
 from runs import selectors, services
 from runs.models import Run
@@ -34,7 +33,8 @@ class RunViewSet(OpenAIViewSet):
         return selectors.run_get(thread=self._thread(), run_id=self.kwargs["run_id"])
 
     def list(self, request, thread_id: str):
-        return self.list_response(selectors.run_list(thread=self._thread()).select_related("thread"), run_out)
+        return self.list_response(selectors.run_list(thread=self._thread()).select_related("thread"), run_out,
+                                  parent_field="thread_id")
 
     def create(self, request, thread_id: str):
         include = include_from_query(request.query_params)
@@ -78,7 +78,7 @@ class ThreadAndRunViewSet(OpenAIViewSet):
     def create(self, request):
         body = self.body(ThreadAndRunIn)
         stream = body.pop("stream", None)
-        thread, run = services.thread_and_run_create(project=self.project, **body)
+        _thread, run = services.thread_and_run_create(project=self.project, **body)
         if stream:
             return sse_response(run.public_id)
         return _poll_hint(Response(run_out(run)), run)
@@ -94,7 +94,7 @@ class RunStepViewSet(OpenAIViewSet):
     def list(self, request, thread_id: str, run_id: str):
         include = include_from_query(request.query_params)
         steps = selectors.step_list(run=self._run()).select_related("run", "thread")
-        return self.list_response(steps, lambda step: step_out(step, include=include))
+        return self.list_response(steps, lambda step: step_out(step, include=include), parent_field="run_id")
 
     def retrieve(self, request, thread_id: str, run_id: str, step_id: str):
         include = include_from_query(request.query_params)

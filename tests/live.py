@@ -117,8 +117,8 @@ class LiveStack:
 
 
 def start_serve(fake_base_url: str, port: int, log_path: Path, **env_extra: str) -> subprocess.Popen:
-    log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(  # noqa: S603
+    log = open(log_path, "ab")
+    return subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env=e2e_env(fake_base_url, **env_extra), stdout=log, stderr=subprocess.STDOUT,
     )

@@ -67,7 +67,8 @@ def test_function_calling_round_trip_with_two_parallel_calls(client, assistant, 
 
     run = client.beta.threads.runs.submit_tool_outputs_and_poll(
         thread_id=thread.id, run_id=run.id,
-        tool_outputs=[{"tool_call_id": calls[0].id, "output": "sunny"}, {"tool_call_id": calls[1].id, "output": "rainy"}])
+        tool_outputs=[{"tool_call_id": calls[0].id, "output": "sunny"},
+                      {"tool_call_id": calls[1].id, "output": "rainy"}])
     assert run.status == "completed"
     assert client.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text.value == \
         "Paris is sunny and Rome is rainy."

@@ -18,13 +18,13 @@ class TenantModel(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        return self.public_id
+
     def save(self, *args, **kwargs):
         if not self.public_id:
             self.public_id = new_id(self.id_kind)
         super().save(*args, **kwargs)
-
-    def __str__(self) -> str:
-        return self.public_id
 
 
 def epoch(value) -> int | None:

@@ -10,11 +10,25 @@ from assistants_project.api.errors import InvalidRequest
 from assistants_project.api.validation import ListParams, validated
 
 
-def paginate(queryset: QuerySet, params: dict, *, cursor_field: str = "public_id") -> tuple[list, bool]:
-    """Return (rows, has_more). Cursors resolve inside ``queryset``, so they cannot probe another tenant."""
+def in_parent(queryset: QuerySet, *, parent_field: str, parent_id: int) -> QuerySet:
+    """Rows of one parent (a thread's messages), written as a range so that, paginated with
+    ``parent_field``, the (parent, pk) index serves the page whatever the data looks like.
+
+    With ``thread_id = X`` Postgres treats the column as a constant and may serve ``ORDER BY id`` by walking
+    the primary key backwards, filtering: for an old, big thread under many newer rows of other threads that
+    walk took 45-70 ms for a first page instead of 0.05 ms (bench/messages_list.py).
+    """
+    return queryset.filter(**{f"{parent_field}__gte": parent_id, f"{parent_field}__lte": parent_id})
+
+
+def paginate(queryset: QuerySet, params: dict, *, cursor_field: str = "public_id",
+             parent_field: str | None = None) -> tuple[list, bool]:
+    """Return (rows, has_more). Cursors resolve inside ``queryset``, so they cannot probe another tenant.
+    ``parent_field``: order by (parent, pk) for a queryset built with ``in_parent``."""
     reverse = "before" in params
     newest_first = (params["order"] == "desc") != reverse
-    qs = queryset.order_by("-pk" if newest_first else "pk")
+    sign = "-" if newest_first else ""
+    qs = queryset.order_by(*([f"{sign}{parent_field}"] if parent_field else []), f"{sign}pk")
     cursor = params.get("after") or params.get("before")
     if cursor:
         pivot = queryset.filter(**{cursor_field: cursor}).values_list("pk", flat=True).first()

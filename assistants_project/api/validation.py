@@ -27,11 +27,18 @@ def reject_unknown_fields(data: dict, allowed: set[str]) -> None:
 
 
 class StrictSerializer(serializers.Serializer):
-    """Unknown fields are an error, as on OpenAI's API."""
+    """Unknown fields are an error, as on OpenAI's API. Nested (or run with ``context={"nested": True}``), the
+    error names the field's full path (``messages[2].foo``)."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
-            reject_unknown_fields(data, set(self.fields))
+            if self.parent is not None or self.context.get("nested"):
+                unknown = next((key for key in data if key not in self.fields), None)
+                if unknown is not None:
+                    raise serializers.ValidationError(
+                        {unknown: [f"Unrecognized request argument supplied: {unknown}"]})
+            else:
+                reject_unknown_fields(data, set(self.fields))
         return super().to_internal_value(data)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.db import connection
 from django.http import JsonResponse
 from rest_framework import viewsets
+from rest_framework.response import Response
 
-from assistants_project.api.pagination import OpenAIListPagination
-from assistants_project.api.validation import validated
+from assistants_project.api.pagination import OpenAIListPagination, list_body, paginate
+from assistants_project.api.validation import ListParams, validated
 
 
 class OpenAIViewSet(viewsets.GenericViewSet):
@@ -22,9 +23,10 @@ class OpenAIViewSet(viewsets.GenericViewSet):
     def body(self, serializer_class) -> dict:
         return validated(serializer_class, self.request.data)
 
-    def list_response(self, queryset, shape):
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response([shape(obj) for obj in page])
+    def list_response(self, queryset, shape, *, parent_field: str | None = None):
+        rows, has_more = paginate(queryset, validated(ListParams, self.request.query_params),
+                                  parent_field=parent_field)
+        return Response(list_body([shape(obj) for obj in rows], has_more))
 
 
 def healthz(request):
@@ -36,13 +38,13 @@ def readyz(request):
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+    except Exception as exc:
         problems["database"] = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     try:
         from assistants_project.redis import redis_client
 
         redis_client().ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         problems["redis"] = str(exc) or type(exc).__name__
     if problems:
         down = ", ".join(sorted(problems))

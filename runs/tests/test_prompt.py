@@ -27,13 +27,15 @@ def test_system_history_and_tools(project, thread):
     message_create(thread=thread, role="user", content="one")
     message_create(thread=thread, role="assistant", content="two")
     message_create(thread=thread, role="user", content=[
-        {"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}])
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}])
     run = make_run(project, thread, additional_instructions="More.")
     prompt = build_prompt(run)
     assert prompt.messages[0] == {"role": "system", "content": "Sys.\n\nMore."}
     assert prompt.messages[1:3] == [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}]
     assert prompt.messages[3] == {"role": "user", "content": [
-        {"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}]}
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}]}
     assert prompt.tools == [{"type": "function", "function": {"name": "f"}}]  # no sandbox: no code_interpreter
     assert prompt.tool_choice is None
 

@@ -40,7 +40,7 @@ class Command(BaseCommand):
         if not no_beat:
             commands["beat"] = [python, "-m", "celery", "-A", "assistants_project", "beat", "--loglevel", "INFO",
                                 "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME]
-        children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
+        children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
         self.stdout.write(f"Serving http://{host}:{port}/v1 ({', '.join(children)}); Ctrl-C stops.")
         self.stdout.flush()
         stopping = False
@@ -67,7 +67,7 @@ class Command(BaseCommand):
                         stopping, code = True, 1
                         break
                     self.stderr.write(f"{name} exited with code {child.returncode}; restarting it.")
-                    children[name] = subprocess.Popen(commands[name])  # noqa: S603
+                    children[name] = subprocess.Popen(commands[name])
                 time.sleep(0.2)
         finally:
             _terminate(children.values())
