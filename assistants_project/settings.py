@@ -120,24 +120,25 @@ ASGI_APPLICATION = "assistants_project.asgi.application"
 WSGI_APPLICATION = "assistants_project.wsgi.application"
 
 # --- Postgres -----------------------------------------------------------------------------------
-DB_CONN_MAX_AGE = env_int("DB_CONN_MAX_AGE", 0, minimum=0)
+# A connection pool per process (psycopg's): opening a Postgres connection per request costs a backend fork
+# (several ms); ASGI runs each request's sync code in its own thread, so persistent per-thread connections
+# would leak. Every process holds at most DB_POOL_MAX_SIZE connections.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 20, minimum=1)
+_db_options = {"pool": {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 30}}
 if EMBEDDED_POSTGRES:
     from assistants_project.embedded import ensure_postgres
 
     DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            **ensure_postgres(DATA_DIR),
-            "CONN_MAX_AGE": DB_CONN_MAX_AGE,
-        }
+        "default": {"ENGINE": "django.db.backends.postgresql", **ensure_postgres(DATA_DIR), "OPTIONS": _db_options}
     }
 else:
     try:
-        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=DB_CONN_MAX_AGE)}
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
     if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://…).")
+    DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **_db_options}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker and run event streams --------------------------------------------------
@@ -212,6 +213,8 @@ REST_FRAMEWORK = {
 
 # --- Models (LiteLLM) ------------------------------------------------------------------------------
 MODEL_ALIASES_FILE = env_str("MODEL_ALIASES_FILE")
+if MODEL_ALIASES_FILE and not Path(MODEL_ALIASES_FILE).is_file():
+    raise ImproperlyConfigured(f"MODEL_ALIASES_FILE={MODEL_ALIASES_FILE!r}: no such file")
 LLM_NUM_RETRIES = env_int("LLM_NUM_RETRIES", 2, minimum=0)
 LLM_TIMEOUT_SECONDS = env_int("LLM_TIMEOUT_SECONDS", 600, minimum=1)
 RUN_MAX_STEPS = env_int("RUN_MAX_STEPS", 25, minimum=1)

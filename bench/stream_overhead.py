@@ -96,7 +96,8 @@ def main() -> None:
     live_mod.reset_e2e_stores()
     port = live_mod.free_port()
     log = live_mod.E2E_DATA_DIR / "serve.log"
-    serve = live_mod.start_serve(fake_url, port, log, WORKER_CONCURRENCY="64", LOG_LEVEL="WARNING")
+    serve = live_mod.start_serve(fake_url, port, log, WORKER_CONCURRENCY="64", LOG_LEVEL="WARNING",
+                                 MODEL_ALIASES_FILE="")
     base = f"http://127.0.0.1:{port}/v1"
     try:
         live_mod.wait_ready(base, serve, log)
