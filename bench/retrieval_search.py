@@ -1,0 +1,267 @@
+"""Benchmark: hybrid search latency (p50/p99) over 100,000 or 1,000,000 chunks.
+
+    python bench/retrieval_search.py --chunks 100000 [--dimensions 1536] [--queries 300] [--stores 1]
+        [--words 300] [--reuse]
+
+Loads (server-side, INSERT ... SELECT, no per-row Python) one project with ``--stores`` vector stores sharing
+``--chunks`` chunks of ``--words`` words each: texts drawn from a Zipf-distributed vocabulary (so common terms
+match hundreds of thousands of chunks and rare ones a handful), vectors the sum of two random pool vectors (all
+distinct). Then builds the GIN and HNSW indexes as a migration would (maintenance_work_mem raised for the build),
+and times ``retrieval.search.search()`` end to end, in-process: the query embedding through LiteLLM against
+tests/fake_llm.py, the vector and full-text queries, fusion and the result rows. ``--reuse`` skips the load when
+the same data is already there. Uses its own data dir (var/bench-retrieval) unless ASSISTANTS_DATA_DIR is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import itertools
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
+os.environ.setdefault("ASSISTANTS_DATA_DIR", str(ROOT / "var" / "bench-retrieval"))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+PROJECT = "bench-retrieval-search"
+CHUNKS_PER_FILE = 1000
+TEXT_POOL = 20_000
+VOCABULARY = 30_000
+SYLLABLES = ["ka", "lo", "mi", "ren", "to", "sa", "vel", "dor", "qui", "ne", "bra", "fin", "gal", "hu", "jes", "pe",
+             "ro", "tur", "zi", "mon", "ar", "el", "is", "un", "cor", "dan", "ve", "sol", "tri", "ba"]
+
+
+def vocabulary() -> list[str]:
+    words = ("".join(p) for n in (2, 3, 4) for p in itertools.product(SYLLABLES, repeat=n))
+    rng = random.Random(3)
+    pool = list(itertools.islice(words, VOCABULARY * 2))
+    rng.shuffle(pool)
+    return pool[:VOCABULARY]
+
+
+def zipf_sampler(words: list[str], rng: random.Random):
+    cumulative = list(itertools.accumulate(1.0 / (rank + 1) ** 1.05 for rank in range(len(words))))
+    total = cumulative[-1]
+    return lambda k: [words[bisect.bisect_left(cumulative, rng.random() * total)] for _ in range(k)]
+
+
+def setup_django(dims: int) -> None:
+    os.environ["EMBEDDING_DIMENSIONS"] = str(dims)
+    os.environ["EMBEDDING_MODEL"] = "text-embedding-3-small"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def sql(statement: str, params=None, fetch: bool = False):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if fetch else None
+
+
+def loaded_signature() -> str | None:
+    from retrieval.models import VectorStore
+
+    store = VectorStore.objects.filter(project__name=PROJECT).order_by("pk").first()
+    return (store.metadata or {}).get("bench") if store else None
+
+
+def load(args) -> None:
+    from django.db import connection
+
+    from assistants.services import project_get_or_create
+    from files.models import File
+    from retrieval import indexes
+    from retrieval.ingestion import CHUNKER_VERSION
+    from retrieval.models import VectorStore, VectorStoreFile
+
+    t0 = time.perf_counter()
+    print("resetting the retrieval tables of the bench database ...", flush=True)
+    sql("TRUNCATE retrieval_chunk, retrieval_vectorstorefile, retrieval_filebatch, retrieval_vectorstore")
+    project = project_get_or_create(name=PROJECT)
+    File.objects.filter(project=project).delete()
+    files_count = -(-args.chunks // CHUNKS_PER_FILE)
+    files = File.objects.bulk_create([File(project=project, filename=f"doc-{i:05d}.txt", purpose="assistants",
+                                           bytes=0, storage_name=f"bench/{i}", public_id=f"file-bench{i:07d}")
+                                      for i in range(files_count)], batch_size=1000)
+    signature = f"{args.chunks}/{args.dimensions}/{args.stores}/{args.words}"
+    stores = [VectorStore.objects.create(project=project, name=f"bench-{s}", metadata={"bench": signature})
+              for s in range(args.stores)]
+    vsfs = VectorStoreFile.objects.bulk_create([VectorStoreFile(
+        project=project, vector_store=stores[i % args.stores], file=f, status="completed",
+        chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}},
+        chunk_count=min(CHUNKS_PER_FILE, args.chunks - i * CHUNKS_PER_FILE), embedding_model="text-embedding-3-small",
+        embedding_dimensions=args.dimensions, chunker_version=CHUNKER_VERSION) for i, f in enumerate(files)],
+        batch_size=1000)
+
+    print(f"generating {TEXT_POOL:,} texts of {args.words} words and 2,000 pool vectors ...", flush=True)
+    rng = random.Random(11)
+    sample = zipf_sampler(vocabulary(), rng)
+    sql("DROP TABLE IF EXISTS bench_text_pool, bench_vector_pool, bench_files")
+    sql("CREATE UNLOGGED TABLE bench_text_pool (id int PRIMARY KEY, t text)")
+    sql("CREATE UNLOGGED TABLE bench_vector_pool (id int PRIMARY KEY, v vector)")
+    sql("CREATE UNLOGGED TABLE bench_files (n int PRIMARY KEY, vsf bigint, store bigint, file bigint)")
+    with connection.cursor() as cursor, cursor.cursor.copy("COPY bench_text_pool FROM STDIN") as copy:
+        for i in range(TEXT_POOL):
+            copy.write_row((i, " ".join(sample(args.words))))
+    with connection.cursor() as cursor, cursor.cursor.copy("COPY bench_vector_pool FROM STDIN") as copy:
+        for i in range(2000):
+            copy.write_row((i, "[" + ",".join(f"{rng.gauss(0, 1):.5f}" for _ in range(args.dimensions)) + "]"))
+    with connection.cursor() as cursor, cursor.cursor.copy("COPY bench_files FROM STDIN") as copy:
+        for n, vsf in enumerate(vsfs):
+            copy.write_row((n, vsf.pk, vsf.vector_store_id, vsf.file_id))
+
+    dims = args.dimensions
+    indexes.drop_hnsw_index(dims)
+    sql("DROP INDEX IF EXISTS retrieval_chunk_tsv_gin")
+    step = 100_000
+    for start in range(0, args.chunks, step):
+        end = min(args.chunks, start + step)
+        t = time.perf_counter()
+        sql(f"""
+            INSERT INTO retrieval_chunk (project_id, vector_store_id, vector_store_file_id, file_id, position, page,
+                                         text, token_count, embedding)
+            SELECT %s, f.store, f.vsf, f.file, i % {CHUNKS_PER_FILE}, NULL,
+                   p.t || ' doc' || i, {int(args.words * 1.4)}, a.v + b.v
+            FROM generate_series(%s, %s) AS i
+            JOIN bench_files f ON f.n = i / {CHUNKS_PER_FILE}
+            JOIN bench_text_pool p ON p.id = (i * 7919) % {TEXT_POOL}
+            JOIN bench_vector_pool a ON a.id = i % 1000
+            JOIN bench_vector_pool b ON b.id = 1000 + (i / 1000) % 1000
+        """, [project.pk, start, end - 1])
+        print(f"  chunks {end:,}/{args.chunks:,} ({time.perf_counter() - t:.0f}s)", flush=True)
+    sql("DROP TABLE bench_text_pool, bench_vector_pool, bench_files")
+    with connection.cursor() as cursor:
+        cursor.execute("SET maintenance_work_mem = %s", [args.maintenance_work_mem])
+        cursor.execute("SET max_parallel_maintenance_workers = %s", [max(0, (os.cpu_count() or 1) - 1)])
+        t = time.perf_counter()
+        cursor.execute("CREATE INDEX retrieval_chunk_tsv_gin ON retrieval_chunk USING gin (tsv)")
+        print(f"GIN index: {time.perf_counter() - t:.0f}s", flush=True)
+        t = time.perf_counter()
+        indexes.ensure_hnsw_index(dims)
+        print(f"HNSW index ({dims} dimensions): {time.perf_counter() - t:.0f}s", flush=True)
+    sql("VACUUM ANALYZE retrieval_chunk")
+    sql("VACUUM ANALYZE retrieval_vectorstorefile")
+    print(f"loaded in {time.perf_counter() - t0:.0f}s", flush=True)
+
+
+def queries(n: int, seed: int = 5) -> list[str]:
+    """Questions mixing a rare term, a mid-frequency term and a common one, with stop words around them."""
+    words = vocabulary()
+    rng = random.Random(seed)
+    templates = ["What does the {a} say about {b} and {c}?", "How is {b} related to the {a} {c}?",
+                 "{c} {a} {b}", "Where can I find the {b} policy for {a}?", "Explain {a} in the context of {c}."]
+    return [rng.choice(templates).format(a=words[rng.randint(2_000, 20_000)], b=words[rng.randint(100, 2_000)],
+                                         c=words[rng.randint(0, 100)]) for _ in range(n)]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--dimensions", type=int, default=1536)
+    parser.add_argument("--stores", type=int, default=1, help="spread the chunks over this many stores; "
+                                                              "searches hit the first one")
+    parser.add_argument("--words", type=int, default=300)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--max-num-results", type=int, default=10)
+    parser.add_argument("--maintenance-work-mem", default="8GB")
+    parser.add_argument("--reuse", action="store_true")
+    args = parser.parse_args()
+
+    from tests.fake_llm import FakeLLM
+
+    fake = FakeLLM(embedding_dim=args.dimensions).start()
+    os.environ.update(OPENAI_API_BASE=fake.base_url, OPENAI_API_KEY="sk-bench")
+    setup_django(args.dimensions)
+    signature = f"{args.chunks}/{args.dimensions}/{args.stores}/{args.words}"
+    if not (args.reuse and loaded_signature() == signature):
+        load(args)
+
+    from assistants.models import Project
+    from retrieval import embeddings, search
+    from retrieval.models import VectorStore
+
+    project = Project.objects.get(name=PROJECT)
+    store = VectorStore.objects.filter(project=project).order_by("pk").first()
+    timings: dict[str, list[float]] = {"embed": [], "vector": [], "text": []}
+
+    def timed(name, func):
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return func(*a, **k)
+            finally:
+                timings[name].append(time.perf_counter() - t)
+        return wrapper
+
+    search.embeddings.embed = timed("embed", embeddings.embed)
+    search._nearest = timed("vector", search._nearest)
+    search._text_lists = timed("text", search._text_lists)
+    search.vector_stores_touch = None  # (imported lazily inside search(); touching is a no-op within a minute)
+
+    qs = queries(args.queries + 30)
+    for q in qs[:30]:  # warm-up: caches, LiteLLM, connections
+        search.search(project=project, vector_store_ids=[store], query=q, max_num_results=args.max_num_results)
+    for values in timings.values():
+        values.clear()
+    latencies, found = [], 0
+    for q in qs[30:]:
+        t = time.perf_counter()
+        results = search.search(project=project, vector_store_ids=[store], query=q,
+                                max_num_results=args.max_num_results)
+        latencies.append(time.perf_counter() - t)
+        found += bool(results)
+    fake.stop()
+
+    def ms(values: list[float]) -> str:
+        return (f"p50 {1000 * statistics.median(values):.1f} ms, p99 {1000 * percentile(values, 0.99):.1f} ms"
+                if values else "-")
+
+    in_scope = sum(store.files.values_list("chunk_count", flat=True))
+    print(f"\nchunks={args.chunks:,} (store searched: {in_scope:,}) dims={args.dimensions} words/chunk={args.words} "
+          f"stores={args.stores} queries={len(latencies)} max_num_results={args.max_num_results} "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"search() end to end: {ms(latencies)}  (queries with results: {found}/{len(latencies)})")
+    print(f"  query embedding (LiteLLM -> fake): {ms(timings['embed'])}")
+    print(f"  vector query: {ms(timings['vector'])}")
+    print(f"  full-text queries: {ms(timings['text'])}")
+    explain(store, args.dimensions)
+
+
+def explain(store, dims: int) -> None:
+    from django.db import connection, transaction
+
+    from retrieval.search import EXACT_SCAN_MAX_CHUNKS
+    from retrieval.models import VectorStoreFile
+
+    pks = list(VectorStoreFile.objects.filter(vector_store=store).values_list("pk", flat=True))
+    if sum(VectorStoreFile.objects.filter(pk__in=pks).values_list("chunk_count", flat=True)) <= EXACT_SCAN_MAX_CHUNKS:
+        return
+    vector = "[" + ",".join(["0.01"] * dims) + "]"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.ef_search = 100")
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM retrieval_chunk WHERE vector_dims(embedding) = {dims} "
+                       f"AND vector_store_file_id = ANY(%s) ORDER BY (embedding::vector({dims})) <=> %s::vector({dims}) "
+                       f"LIMIT 30", [pks, vector])
+        print("\nvector query plan:\n  " + "\n  ".join(row[0] for row in cursor.fetchall()))
+
+
+if __name__ == "__main__":
+    main()
