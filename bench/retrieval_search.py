@@ -133,13 +133,13 @@ def load(args) -> None:
         sql(f"""
             INSERT INTO retrieval_chunk (project_id, vector_store_id, vector_store_file_id, file_id, position, page,
                                          text, token_count, embedding)
-            SELECT %s, f.store, f.vsf, f.file, i % {CHUNKS_PER_FILE}, NULL,
+            SELECT %s, f.store, f.vsf, f.file, i %% {CHUNKS_PER_FILE}, NULL,
                    p.t || ' doc' || i, {int(args.words * 1.4)}, a.v + b.v
             FROM generate_series(%s, %s) AS i
             JOIN bench_files f ON f.n = i / {CHUNKS_PER_FILE}
-            JOIN bench_text_pool p ON p.id = (i * 7919) % {TEXT_POOL}
-            JOIN bench_vector_pool a ON a.id = i % 1000
-            JOIN bench_vector_pool b ON b.id = 1000 + (i / 1000) % 1000
+            JOIN bench_text_pool p ON p.id = (i * 7919) %% {TEXT_POOL}
+            JOIN bench_vector_pool a ON a.id = i %% 1000
+            JOIN bench_vector_pool b ON b.id = 1000 + (i / 1000) %% 1000
         """, [project.pk, start, end - 1])
         print(f"  chunks {end:,}/{args.chunks:,} ({time.perf_counter() - t:.0f}s)", flush=True)
     sql("DROP TABLE bench_text_pool, bench_vector_pool, bench_files")
@@ -169,7 +169,7 @@ def queries(n: int, seed: int = 5) -> list[str]:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -214,7 +214,6 @@ def main() -> None:
     search.embeddings.embed = timed("embed", embeddings.embed)
     search._nearest = timed("vector", search._nearest)
     search._text_lists = timed("text", search._text_lists)
-    search.vector_stores_touch = None  # (imported lazily inside search(); touching is a no-op within a minute)
 
     qs = queries(args.queries + 30)
     for q in qs[:30]:  # warm-up: caches, LiteLLM, connections
@@ -248,8 +247,8 @@ def main() -> None:
 def explain(store, dims: int) -> None:
     from django.db import connection, transaction
 
-    from retrieval.search import EXACT_SCAN_MAX_CHUNKS
     from retrieval.models import VectorStoreFile
+    from retrieval.search import EXACT_SCAN_MAX_CHUNKS
 
     pks = list(VectorStoreFile.objects.filter(vector_store=store).values_list("pk", flat=True))
     if sum(VectorStoreFile.objects.filter(pk__in=pks).values_list("chunk_count", flat=True)) <= EXACT_SCAN_MAX_CHUNKS:
@@ -257,9 +256,9 @@ def explain(store, dims: int) -> None:
     vector = "[" + ",".join(["0.01"] * dims) + "]"
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL hnsw.ef_search = 100")
-        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM retrieval_chunk WHERE vector_dims(embedding) = {dims} "
-                       f"AND vector_store_file_id = ANY(%s) ORDER BY (embedding::vector({dims})) <=> %s::vector({dims}) "
-                       f"LIMIT 30", [pks, vector])
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM retrieval_chunk "
+                       f"WHERE vector_dims(embedding) = {dims} AND vector_store_file_id = ANY(%s) "
+                       f"ORDER BY (embedding::vector({dims})) <=> %s::vector({dims}) LIMIT 30", [pks, vector])
         print("\nvector query plan:\n  " + "\n  ".join(row[0] for row in cursor.fetchall()))
 
 

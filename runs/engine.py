@@ -12,7 +12,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from assistants.models import Message
@@ -149,16 +148,18 @@ def _check_cancel(run: Run) -> None:
         raise Cancelled
 
 
-def _discard_unfinished(run: Run) -> None:
-    """After a crash, the interrupted turn is redone from scratch: drop its half-written rows."""
-    with transaction.atomic():
-        open_steps = RunStep.objects.filter(run=run, status=RunStep.Status.IN_PROGRESS)
-        message_ids = [s.step_details["message_creation"]["message_id"] for s in open_steps
-                       if s.type == RunStep.Type.MESSAGE_CREATION]
-        Message.objects.filter(thread=run.thread, run_public_id=run.public_id,
-                               status=Message.Status.IN_PROGRESS).delete()
-        Message.objects.filter(thread=run.thread, public_id__in=message_ids).delete()
-        open_steps.delete()
+def _resume_point(run: Run) -> int:
+    """The number of the last finished turn. After a crash the interrupted turn is redone from scratch, so
+    its half-written rows (an open step and its message) are dropped first."""
+    steps = list(RunStep.objects.filter(run=run).values_list("turn", "status", "type", "step_details"))
+    unfinished = [s for s in steps if s[1] == RunStep.Status.IN_PROGRESS]
+    if unfinished:
+        with transaction.atomic():
+            message_ids = [details["message_creation"]["message_id"] for _, _, kind, details in unfinished
+                           if kind == RunStep.Type.MESSAGE_CREATION]
+            Message.objects.filter(thread=run.thread, public_id__in=message_ids).delete()
+            RunStep.objects.filter(run=run, status=RunStep.Status.IN_PROGRESS).delete()
+    return max((turn for turn, status, _, _ in steps if status != RunStep.Status.IN_PROGRESS), default=0)
 
 
 def _search_calls(run: Run) -> list[dict]:
@@ -188,8 +189,7 @@ def run_execute(*, run_id: int, task_id: str) -> None:
 
 
 def _execute(run: Run) -> None:
-    _discard_unfinished(run)
-    done = RunStep.objects.filter(run=run).aggregate(turn=Max("turn"))["turn"] or 0
+    done = _resume_point(run)
     usage = run.usage or dict(ZERO_USAGE)
     for number in range(done + 1, done + 1 + settings.RUN_MAX_STEPS + 1):
         if number > settings.RUN_MAX_STEPS:
@@ -197,7 +197,8 @@ def _execute(run: Run) -> None:
                 "code": "server_error",
                 "message": f"The run exceeded the maximum of {settings.RUN_MAX_STEPS} model turns (RUN_MAX_STEPS)."})
             return
-        _check_cancel(run)
+        if number > done + 1:  # the claim has just checked the first turn
+            _check_cancel(run)
         budget = None
         if run.max_completion_tokens:
             budget = run.max_completion_tokens - usage["completion_tokens"]
@@ -223,7 +224,7 @@ def _execute(run: Run) -> None:
 
 
 def _model_turn(run: Run, number: int, max_tokens: int | None) -> Turn:
-    prompt = build_prompt(run)
+    prompt = build_prompt(run, first_turn=number == 1)
     turn = Turn(run=run, number=number)
     stream = llm.stream_chat(
         model=run.model, messages=prompt.messages, tools=prompt.tools, tool_choice=prompt.tool_choice,

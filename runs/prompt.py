@@ -138,14 +138,14 @@ def _characters(messages: list[dict], tools: list[dict]) -> int:
     return len(json.dumps(messages)) + len(json.dumps(tools))
 
 
-def build_prompt(run: Run) -> Prompt:
+def build_prompt(run: Run, *, first_turn: bool = False) -> Prompt:
     system_text = "\n\n".join(t for t in (run.instructions, run.additional_instructions) if t)
     system = [{"role": "system", "content": system_text}] if system_text else []
     history = [
         _message_for_model(m)
         for m in Message.objects.filter(thread=run.thread).exclude(run_public_id=run.public_id).order_by("pk")
     ]
-    run_messages = _run_turns(run)
+    run_messages = [] if first_turn else _run_turns(run)
     strategy = run.truncation_strategy or {"type": "auto"}
     if strategy.get("type") == "last_messages":
         history = history[-strategy["last_messages"]:]
