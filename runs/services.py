@@ -9,7 +9,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -39,14 +39,14 @@ def _active_run_error(thread: Thread, run: Run) -> InvalidRequest:
     return InvalidRequest(f"Thread {thread.public_id} already has an active run {run.public_id}.")
 
 
-def run_create(*, project: Project, thread: Thread, assistant_id: str, stream: bool | None = None,
+def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: bool | None = None,
                additional_messages: list[dict] | None = None, include: list[str] | None = None,
                lead_events: list[tuple[str, dict]] = (), **options) -> Run:
     """Write the run as ``queued`` (copying the effective model, instructions and tools) and enqueue it."""
     from assistants.services import message_create
 
     with transaction.atomic():
-        thread = thread_get(project=project, thread_id=thread.public_id, for_update=True)  # serialises creators
+        thread = thread_get(project=project, thread_id=thread_id, for_update=True)  # serialises creators
         active = thread_active_run(thread=thread)
         if active is not None:
             raise _active_run_error(thread, active)
@@ -58,15 +58,12 @@ def run_create(*, project: Project, thread: Thread, assistant_id: str, stream: b
             except OpenAIError as exc:
                 exc.param = f"additional_messages[{index}].{exc.param}" if exc.param else "additional_messages"
                 raise
-        try:
-            with transaction.atomic():
-                run = Run.objects.create(
-                    project=project, thread=thread, assistant=assistant, assistant_public_id=assistant.public_id,
-                    expires_at=timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS),
-                    include=list(include or []), claimed_by=str(uuid.uuid4()), **fields)
-        except IntegrityError:  # the one-active-run constraint: another request won the race
-            raise _active_run_error(thread, thread_active_run(thread=thread) or Run(public_id="run_?")) from None
-        run.thread = thread
+        # The thread's row lock makes the check above race-free; the database's one-active-run constraint is
+        # the backstop.
+        run = Run.objects.create(
+            project=project, thread=thread, assistant=assistant, assistant_public_id=assistant.public_id,
+            expires_at=timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS),
+            include=list(include or []), claimed_by=str(uuid.uuid4()), **fields)
         body = run_out(run)
         opening = [*lead_events, ("thread.run.created", body), ("thread.run.queued", body)]
         transaction.on_commit(lambda: events.emit_many(run.public_id, opening))
@@ -111,7 +108,7 @@ def thread_and_run_create(*, project: Project, thread: dict | None, tool_resourc
         thread_fields["tool_resources"] = tool_resources
     with transaction.atomic():
         new_thread = thread_create(project=project, **thread_fields)
-        run = run_create(project=project, thread=new_thread,
+        run = run_create(project=project, thread_id=new_thread.public_id,
                          lead_events=[("thread.created", thread_out(new_thread))], **run_options)
     return new_thread, run
 

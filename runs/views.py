@@ -40,7 +40,7 @@ class RunViewSet(OpenAIViewSet):
         include = include_from_query(request.query_params)
         body = self.body(RunCreateIn)
         stream = body.pop("stream", None)
-        run = services.run_create(project=self.project, thread=self._thread(), include=include, **body)
+        run = services.run_create(project=self.project, thread_id=thread_id, include=include, **body)
         if stream:
             return sse_response(run.public_id)
         return _poll_hint(Response(run_out(run)), run)

@@ -24,7 +24,7 @@ def start(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
     env.update(ASSISTANTS_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="assistants_project.settings",
                PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 
 def stop(proc: subprocess.Popen) -> list[int]:

@@ -20,7 +20,7 @@ def make_run(project, thread, **options):
     assistant = Assistant.objects.create(project=project, model="gpt-4o-mini", instructions="Sys.",
                                          tools=[{"type": "function", "function": {"name": "f"}},
                                                 {"type": "code_interpreter"}])
-    return services.run_create(project=project, thread=thread, assistant_id=assistant.public_id, **options)
+    return services.run_create(project=project, thread_id=thread.public_id, assistant_id=assistant.public_id, **options)
 
 
 def test_system_history_and_tools(project, thread):

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 def run(project):
     assistant = Assistant.objects.create(project=project, model="gpt-4o-mini")
     thread = Thread.objects.create(project=project)
-    return services.run_create(project=project, thread=thread, assistant_id=assistant.public_id)
+    return services.run_create(project=project, thread_id=thread.public_id, assistant_id=assistant.public_id)
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_create_enqueues_after_commit_under_the_recorded_task_id(project, django
     assistant = Assistant.objects.create(project=project, model="gpt-4o-mini")
     thread = Thread.objects.create(project=project)
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.run_create(project=project, thread=thread, assistant_id=assistant.public_id)
+        run = services.run_create(project=project, thread_id=thread.public_id, assistant_id=assistant.public_id)
         assert sent == []  # nothing leaves before commit
     run.refresh_from_db()
     assert sent == [{"args": [run.pk], "task_id": run.claimed_by}]
