@@ -71,7 +71,7 @@ class Turn:
             self.message_step = _step_create(run, self.number, RunStep.Type.MESSAGE_CREATION,
                                              {"type": "message_creation",
                                               "message_creation": {"message_id": self.message.public_id}})
-        step, message = step_out(self.message_step), message_out(self.message)
+        step, message = step_out(self.message_step, include=self.run.include), message_out(self.message)
         events.emit_many(run.public_id, [("thread.run.step.created", step), ("thread.run.step.in_progress", step),
                                          ("thread.message.created", message),
                                          ("thread.message.in_progress", message)])
@@ -98,7 +98,8 @@ class Turn:
             message.save(update_fields=["content", "status", "incomplete_at", "incomplete_details", "completed_at"])
             step.save(update_fields=["status", stamp, "usage"])
         events.emit(self.run.public_id, f"thread.message.{message.status}", message_out(message))
-        events.emit(self.run.public_id, f"thread.run.step.{step_status}", step_out(step))
+        events.emit(self.run.public_id, f"thread.run.step.{step_status}",
+                    step_out(step, include=self.run.include))
 
     # --- tool calls --------------------------------------------------------------------------------
     def add_call_delta(self, delta: llm.ToolCallDelta) -> None:
@@ -107,7 +108,7 @@ class Turn:
         if self.tool_step is None:
             self.tool_step = _step_create(self.run, self.number, RunStep.Type.TOOL_CALLS,
                                           {"type": "tool_calls", "tool_calls": []})
-            body = step_out(self.tool_step)
+            body = step_out(self.tool_step, include=self.run.include)
             events.emit(self.run.public_id, "thread.run.step.created", body)
             events.emit(self.run.public_id, "thread.run.step.in_progress", body)
         call = self.calls.get(delta.index)
@@ -287,5 +288,5 @@ def _after_tool_calls(run: Run, turn: Turn, usage: dict) -> bool:
         return True
     step.status, step.completed_at = RunStep.Status.COMPLETED, timezone.now()
     step.save(update_fields=["step_details", "usage", "status", "completed_at"])
-    events.emit(run.public_id, "thread.run.step.completed", step_out(step))
+    events.emit(run.public_id, "thread.run.step.completed", step_out(step, include=run.include))
     return False

@@ -171,9 +171,17 @@ def _close_open_items(run: Run, *, step_status: str, message_reason: str, now, l
     for step in RunStep.objects.filter(run=run, status=RunStep.Status.IN_PROGRESS).select_related("run", "thread"):
         step.status = step_status
         setattr(step, stamp, now)
-        step.last_error = last_error if step_status == RunStep.Status.FAILED else None
+        step.last_error = _step_error(last_error) if step_status == RunStep.Status.FAILED else None
         step.save(update_fields=["status", stamp, "last_error"])
         events.emit_on_commit(run.public_id, f"thread.run.step.{step_status}", step_out(step))
+
+
+def _step_error(error: dict | None) -> dict | None:
+    """A step's last_error allows only server_error and rate_limit_exceeded."""
+    if error is None:
+        return None
+    code = error["code"] if error["code"] in ("server_error", "rate_limit_exceeded") else "server_error"
+    return {"code": code, "message": error["message"]}
 
 
 def run_submit_tool_outputs(*, run: Run, tool_outputs: list[dict]) -> tuple[Run, str]:
