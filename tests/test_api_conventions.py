@@ -145,3 +145,8 @@ def test_readyz_names_what_is_down(client, monkeypatch):
 def test_admin_is_enabled(client):
     response = client.get("/admin/login/")
     assert response.status_code == 200
+
+
+def test_unknown_host_is_refused(api):
+    response = api.get("/v1/assistants", HTTP_HOST="evil.example")
+    assert response.status_code == 400 and response.json()["error"]["message"] == "Invalid Host header."

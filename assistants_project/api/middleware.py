@@ -7,15 +7,23 @@ import uuid
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 
 from assistants_project.api.errors import error_response
 
 _BETA_PATHS = ("/v1/assistants", "/v1/threads")
+_API_PATHS = ("/v1/", "/healthz", "/readyz")
 
 
 def _precheck(request):
     """An early error response, or None. Runs before any body is read."""
     path = request.path
+    if not path.startswith(_API_PATHS):
+        return None
+    try:
+        request.get_host()  # ALLOWED_HOSTS (CommonMiddleware checks it for the admin)
+    except DisallowedHost:
+        return error_response("Invalid Host header.", status=400)
     if not path.startswith("/v1/"):
         return None
     beta = request.headers.get("OpenAI-Beta", "")
@@ -65,3 +73,39 @@ class OpenAIHeadersMiddleware:
         started, request_id = time.perf_counter(), f"req_{uuid.uuid4().hex}"
         response = _precheck(request) or await self.get_response(request)
         return _decorate(response, request_id, started)
+
+
+class AdminOnlyMiddleware:
+    """Django's session, auth, CSRF, messages and security middlewares, for everything but the API.
+
+    Under ASGI each of those runs its hooks in a worker thread (two hops per middleware, ~6 ms a request);
+    the API needs none of them (keys, not sessions), so its requests go straight to the view.
+    """
+
+    sync_capable = True
+    async_capable = True
+    wrapped = [
+        "django.middleware.security.SecurityMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    ]
+
+    def __init__(self, get_response):
+        from django.utils.module_loading import import_string
+
+        self.get_response = get_response
+        handler = get_response
+        for path in reversed(self.wrapped):
+            handler = import_string(path)(handler)
+        self.admin_chain = handler
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if request.path.startswith(_API_PATHS):
+            return self.get_response(request)
+        return self.admin_chain(request)
