@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from assistants.models import Assistant, Message, Project, Thread
 from assistants.selectors import thread_get
-from assistants.tool_resources import tool_resources_resolve
+from assistants.tool_resources import thread_attachments_index, tool_resources_resolve
 from assistants_project.api.errors import InvalidRequest, NotFoundError, OpenAIError
 
 
@@ -122,24 +122,27 @@ def message_create(*, thread: Thread, role: str, content: str | list[dict], atta
                    metadata: dict | None = None, assistant_id: str | None = None, run_id: str | None = None,
                    status: str = Message.Status.COMPLETED) -> Message:
     """Store one message. No active-run check: the runs engine writes its own messages through this too
-    (the API goes through ``message_add``). Attachments are stored as given, file_search ones included;
-    indexing them into the thread's vector store is the retrieval app's job."""
+    (the API goes through ``message_add``). file_search attachments also go into the thread's vector store,
+    as on OpenAI."""
     parts = message_content_parts(content)
     attachments = [{"file_id": a["file_id"], "tools": list(a.get("tools") or [])} for a in attachments or []]
     _check_files(thread=thread, content=parts, attachments=attachments)
-    return Message.objects.create(
-        project_id=thread.project_id,
-        thread=thread,
-        role=role,
-        content=parts,
-        attachments=attachments,
-        metadata=metadata or {},
-        assistant_public_id=assistant_id,
-        run_public_id=run_id,
-        status=status,
-        completed_at=timezone.now() if status == Message.Status.COMPLETED else None,
-        incomplete_at=timezone.now() if status == Message.Status.INCOMPLETE else None,
-    )
+    with transaction.atomic():
+        message = Message.objects.create(
+            project_id=thread.project_id,
+            thread=thread,
+            role=role,
+            content=parts,
+            attachments=attachments,
+            metadata=metadata or {},
+            assistant_public_id=assistant_id,
+            run_public_id=run_id,
+            status=status,
+            completed_at=timezone.now() if status == Message.Status.COMPLETED else None,
+            incomplete_at=timezone.now() if status == Message.Status.INCOMPLETE else None,
+        )
+        thread_attachments_index(thread=thread, attachments=attachments)
+    return message
 
 
 def message_add(*, project: Project, thread_id: str, role: str, content: str | list[dict],

@@ -54,3 +54,30 @@ def _vector_store_from_helper(*, project: Project, helper: dict, param: str) -> 
                                 chunking_strategy=helper.get("chunking_strategy"),
                                 metadata=helper.get("metadata") or {})
     return store.public_id
+
+
+def thread_attachments_index(*, thread, attachments: list[dict]) -> None:
+    """file_search attachments go into the thread's vector store, created on first use (as on OpenAI)."""
+    file_ids = list(dict.fromkeys(a["file_id"] for a in attachments
+                                  if any(t.get("type") == "file_search" for t in a.get("tools") or [])))
+    if not file_ids:
+        return
+    from retrieval.models import VectorStoreFile
+    from retrieval.selectors import vector_store_get
+    from retrieval.services import vector_store_create, vector_store_file_create
+
+    store = None
+    for store_id in ((thread.tool_resources or {}).get("file_search") or {}).get("vector_store_ids") or []:
+        try:
+            store = vector_store_get(project=thread.project, vector_store_id=store_id)
+        except NotFoundError:
+            store = None  # deleted since: start a new one
+    if store is None:
+        store = vector_store_create(project=thread.project, name=f"{thread.public_id} attachments")
+        thread.tool_resources = {**(thread.tool_resources or {}),
+                                 "file_search": {"vector_store_ids": [store.public_id]}}
+        thread.save(update_fields=["tool_resources"])
+    attached = set(VectorStoreFile.objects.filter(vector_store=store).values_list("file__public_id", flat=True))
+    for file_id in file_ids:
+        if file_id not in attached:
+            vector_store_file_create(vector_store=store, file_id=file_id)

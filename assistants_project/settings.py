@@ -215,6 +215,7 @@ LLM_NUM_RETRIES = env_int("LLM_NUM_RETRIES", 2, minimum=0)
 LLM_TIMEOUT_SECONDS = env_int("LLM_TIMEOUT_SECONDS", 600, minimum=1)
 RUN_MAX_STEPS = env_int("RUN_MAX_STEPS", 25, minimum=1)
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "text-embedding-3-small")
+FILE_SEARCH_INGESTION_WAIT_SECONDS = env_int("FILE_SEARCH_INGESTION_WAIT_SECONDS", 60, minimum=0)
 EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 1536, minimum=1)
 
 # --- Misc -----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 
 from runs.models import Run
 
@@ -57,12 +58,26 @@ def execute(run: Run, arguments: str) -> dict:
     if queries and store_ids:
         from retrieval.search import search
 
+        _wait_for_ingestion(run, store_ids)
         hits = search(project=run.project, vector_store_ids=store_ids, query=queries,
                       max_num_results=options.get("max_num_results") or DEFAULT_MAX_RESULTS,
                       ranking_options={"score_threshold": ranking["score_threshold"]})
         results = [{"file_id": hit.file_id, "file_name": hit.filename, "score": round(float(hit.score), 6),
                     "content": [{"type": "text", "text": hit.text}]} for hit in hits]
     return {"ranking_options": ranking, "results": results}
+
+
+def _wait_for_ingestion(run: Run, store_ids: list[str]) -> None:
+    """Files attached moments ago may still be ingesting: give them a bounded wait before searching."""
+    from django.conf import settings
+
+    from retrieval.models import VectorStoreFile
+
+    deadline = time.monotonic() + settings.FILE_SEARCH_INGESTION_WAIT_SECONDS
+    pending = VectorStoreFile.objects.filter(project=run.project, vector_store__public_id__in=store_ids,
+                                             status=VectorStoreFile.Status.IN_PROGRESS)
+    while pending.exists() and time.monotonic() < deadline:
+        time.sleep(0.25)
 
 
 def output_for_model(ordinal: int, file_search: dict) -> str:

@@ -95,3 +95,27 @@ def test_file_search_over_the_threads_store_and_model_sees_the_tool(live, store)
     assert "Parking permits are renewed in March" in tool_output
     annotations = client.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text.annotations
     assert annotations[0].file_citation.file_id == uploaded.id
+
+
+def test_message_attachments_go_into_the_threads_store(live, tmp_path):
+    client = live.client()
+    path = tmp_path / "menu.txt"
+    path.write_text("The canteen serves lentil soup on Fridays.\n")
+    uploaded = client.files.create(file=path.open("rb"), purpose="assistants")
+    live.fake.add_rule(lambda b: b["messages"][-1]["role"] == "user",
+                       tool_calls=[{"name": "file_search", "arguments": {"queries": ["soup on Fridays"]}}])
+    live.fake.add_rule(lambda b: b["messages"][-1]["role"] == "tool", reply=cite_first_source)
+    assistant = client.beta.assistants.create(model="gpt-4o-mini", tools=[{"type": "file_search"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "What soup is on Friday?",
+                                                   "attachments": [{"file_id": uploaded.id,
+                                                                    "tools": [{"type": "file_search"}]}]}])
+    store_ids = client.beta.threads.retrieve(thread.id).tool_resources.file_search.vector_store_ids
+    assert len(store_ids) == 1
+    files = client.vector_stores.files.list(vector_store_id=store_ids[0]).data
+    assert [f.id for f in files] == [uploaded.id]
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed"
+    tool_output = next(m for m in live.fake.chat_requests()[-1]["messages"] if m["role"] == "tool")["content"]
+    assert "lentil soup on Fridays" in tool_output
+    annotations = client.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text.annotations
+    assert annotations[0].file_citation.file_id == uploaded.id

@@ -56,7 +56,10 @@ def test_create_with_messages_tool_resources_and_metadata(api, project, storage_
         "tool_resources": {"code_interpreter": {"file_ids": [doc.public_id]}},
         "metadata": {"user": "42"},
     })
-    assert thread["tool_resources"] == {"code_interpreter": {"file_ids": [doc.public_id]}}
+    assert thread["tool_resources"]["code_interpreter"] == {"file_ids": [doc.public_id]}
+    # The file_search attachment went into a vector store made for the thread, as on OpenAI.
+    (store_id,) = thread["tool_resources"]["file_search"]["vector_store_ids"]
+    assert api.get(f"/v1/vector_stores/{store_id}/files").json()["data"][0]["id"] == doc.public_id
     assert thread["metadata"] == {"user": "42"}
 
     messages = messages_of(api, thread["id"])
