@@ -1,15 +1,17 @@
 """Benchmark: hybrid search latency (p50/p99) over 100,000 or 1,000,000 chunks.
 
-    python bench/retrieval_search.py --chunks 100000 [--dimensions 1536] [--queries 300] [--stores 1]
-        [--words 300] [--reuse]
+    python bench/retrieval_search.py --chunks 100000 [--dimensions 1536] [--queries 300] [--small-stores 10]
+        [--small-store-chunks 10000] [--words 300] [--reuse]
 
-Loads (server-side, INSERT ... SELECT, no per-row Python) one project with ``--stores`` vector stores sharing
-``--chunks`` chunks of ``--words`` words each: texts drawn from a Zipf-distributed vocabulary (so common terms
-match hundreds of thousands of chunks and rare ones a handful), vectors the sum of two random pool vectors (all
-distinct). Then builds the GIN and HNSW indexes as a migration would (maintenance_work_mem raised for the build),
-and times ``retrieval.search.search()`` end to end, in-process: the query embedding through LiteLLM against
-tests/fake_llm.py, the vector and full-text queries, fusion and the result rows. ``--reuse`` skips the load when
-the same data is already there. Uses its own data dir (var/bench-retrieval) unless ASSISTANTS_DATA_DIR is set.
+Loads (server-side, INSERT ... SELECT, no per-row Python) one project with a big vector store of ``--chunks``
+chunks and ``--small-stores`` stores of ``--small-store-chunks`` chunks each in the same table, every chunk of
+``--words`` words: texts drawn from a Zipf-distributed vocabulary (so common terms match most chunks and rare
+ones a handful), vectors the sum of two random pool vectors (all distinct). Then builds the GIN and HNSW indexes
+(maintenance_work_mem raised for the build) and times ``retrieval.search.search()`` end to end, in-process: the
+query embedding through LiteLLM against tests/fake_llm.py (in its own process), the vector and full-text queries,
+fusion and the result rows. Searches hit the big store (the HNSW path), then a small one (the exact path, inside
+the table of all the others). ``--reuse`` skips the load when the same data is already there. Uses its own data
+dir (var/bench-retrieval) unless ASSISTANTS_DATA_DIR is set.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import itertools
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -71,6 +74,10 @@ def sql(statement: str, params=None, fetch: bool = False):
         return cursor.fetchall() if fetch else None
 
 
+def bench_signature(args) -> str:
+    return f"{args.chunks}/{args.dimensions}/{args.small_stores}x{args.small_store_chunks}/{args.words}"
+
+
 def loaded_signature() -> str | None:
     from retrieval.models import VectorStore
 
@@ -92,19 +99,22 @@ def load(args) -> None:
     sql("TRUNCATE retrieval_chunk, retrieval_vectorstorefile, retrieval_filebatch, retrieval_vectorstore")
     project = project_get_or_create(name=PROJECT)
     File.objects.filter(project=project).delete()
-    files_count = -(-args.chunks // CHUNKS_PER_FILE)
+    signature = bench_signature(args)
+    stores = [VectorStore.objects.create(project=project, name=f"bench-{s}", metadata={"bench": signature})
+              for s in range(1 + args.small_stores)]
+    layout = [(0, min(CHUNKS_PER_FILE, args.chunks - start)) for start in range(0, args.chunks, CHUNKS_PER_FILE)]
+    for s in range(1, 1 + args.small_stores):
+        layout += [(s, min(CHUNKS_PER_FILE, args.small_store_chunks - start))
+                   for start in range(0, args.small_store_chunks, CHUNKS_PER_FILE)]
     files = File.objects.bulk_create([File(project=project, filename=f"doc-{i:05d}.txt", purpose="assistants",
                                            bytes=0, storage_name=f"bench/{i}", public_id=f"file-bench{i:07d}")
-                                      for i in range(files_count)], batch_size=1000)
-    signature = f"{args.chunks}/{args.dimensions}/{args.stores}/{args.words}"
-    stores = [VectorStore.objects.create(project=project, name=f"bench-{s}", metadata={"bench": signature})
-              for s in range(args.stores)]
+                                      for i in range(len(layout))], batch_size=1000)
     vsfs = VectorStoreFile.objects.bulk_create([VectorStoreFile(
-        project=project, vector_store=stores[i % args.stores], file=f, status="completed",
+        project=project, vector_store=stores[store], file=f, status="completed",
         chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}},
-        chunk_count=min(CHUNKS_PER_FILE, args.chunks - i * CHUNKS_PER_FILE), embedding_model="text-embedding-3-small",
-        embedding_dimensions=args.dimensions, chunker_version=CHUNKER_VERSION) for i, f in enumerate(files)],
-        batch_size=1000)
+        chunk_count=count, embedding_model="text-embedding-3-small", embedding_dimensions=args.dimensions,
+        chunker_version=CHUNKER_VERSION) for f, (store, count) in zip(files, layout, strict=True)], batch_size=1000)
+    total = sum(count for _, count in layout)
 
     print(f"generating {TEXT_POOL:,} texts of {args.words} words and 2,000 pool vectors ...", flush=True)
     rng = random.Random(11)
@@ -120,28 +130,31 @@ def load(args) -> None:
         for i in range(2000):
             copy.write_row((i, "[" + ",".join(f"{rng.gauss(0, 1):.5f}" for _ in range(args.dimensions)) + "]"))
     with connection.cursor() as cursor, cursor.cursor.copy("COPY bench_files FROM STDIN") as copy:
-        for n, vsf in enumerate(vsfs):
+        for n, vsf in enumerate(vsfs):  # every file holds CHUNKS_PER_FILE chunks but the big store's last one
             copy.write_row((n, vsf.pk, vsf.vector_store_id, vsf.file_id))
 
     dims = args.dimensions
     indexes.drop_hnsw_index(dims)
     sql("DROP INDEX IF EXISTS retrieval_chunk_tsv_gin")
     step = 100_000
-    for start in range(0, args.chunks, step):
-        end = min(args.chunks, start + step)
+    # chunk i belongs to file i // CHUNKS_PER_FILE; the big store's last file may be short, so number the small
+    # stores' chunks from the next whole file on
+    first_small = -(-args.chunks // CHUNKS_PER_FILE) * CHUNKS_PER_FILE
+    spans = [(0, args.chunks), (first_small, first_small + total - args.chunks)]
+    for start, end in ((a, min(b, a + step)) for lo, hi in spans for a in range(lo, hi, step) for b in [hi]):
         t = time.perf_counter()
         sql(f"""
             INSERT INTO retrieval_chunk (project_id, vector_store_id, vector_store_file_id, file_id, position, page,
                                          text, token_count, embedding)
             SELECT %s, f.store, f.vsf, f.file, i %% {CHUNKS_PER_FILE}, NULL,
                    p.t || ' doc' || i, {int(args.words * 1.4)}, a.v + b.v
-            FROM generate_series(%s, %s) AS i
+            FROM generate_series(%s::bigint, %s::bigint) AS i
             JOIN bench_files f ON f.n = i / {CHUNKS_PER_FILE}
             JOIN bench_text_pool p ON p.id = (i * 7919) %% {TEXT_POOL}
             JOIN bench_vector_pool a ON a.id = i %% 1000
             JOIN bench_vector_pool b ON b.id = 1000 + (i / 1000) %% 1000
         """, [project.pk, start, end - 1])
-        print(f"  chunks {end:,}/{args.chunks:,} ({time.perf_counter() - t:.0f}s)", flush=True)
+        print(f"  chunks {start:,}..{end:,} of {total:,} ({time.perf_counter() - t:.0f}s)", flush=True)
     sql("DROP TABLE bench_text_pool, bench_vector_pool, bench_files")
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = %s", [args.maintenance_work_mem])
@@ -176,8 +189,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--dimensions", type=int, default=1536)
-    parser.add_argument("--stores", type=int, default=1, help="spread the chunks over this many stores; "
-                                                              "searches hit the first one")
+    parser.add_argument("--small-stores", type=int, default=10)
+    parser.add_argument("--small-store-chunks", type=int, default=10_000)
     parser.add_argument("--words", type=int, default=300)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--max-num-results", type=int, default=10)
@@ -185,21 +198,28 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true")
     args = parser.parse_args()
 
-    from tests.fake_llm import FakeLLM
-
-    fake = FakeLLM(embedding_dim=args.dimensions).start()
-    os.environ.update(OPENAI_API_BASE=fake.base_url, OPENAI_API_KEY="sk-bench")
+    # The fake provider runs in its own process, as a real one would: it must not compete for this one's GIL.
+    fake = subprocess.Popen([sys.executable, "-m", "tests.fake_llm", "--port", "0", "--embedding-dim",
+                             str(args.dimensions)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    os.environ.update(OPENAI_API_BASE=fake.stdout.readline().strip(), OPENAI_API_KEY="sk-bench")
     setup_django(args.dimensions)
-    signature = f"{args.chunks}/{args.dimensions}/{args.stores}/{args.words}"
-    if not (args.reuse and loaded_signature() == signature):
+    if not (args.reuse and loaded_signature() == bench_signature(args)):
         load(args)
 
     from assistants.models import Project
-    from retrieval import embeddings, search
     from retrieval.models import VectorStore
 
     project = Project.objects.get(name=PROJECT)
-    store = VectorStore.objects.filter(project=project).order_by("pk").first()
+    stores = list(VectorStore.objects.filter(project=project).order_by("pk"))
+    print(f"\nload average {os.getloadavg()[0]:.1f}, {len(qs := queries(args.queries + 30))} queries per store")
+    for store in stores[:2]:  # the big store, then a small one
+        measure(project, store, qs, args)
+    fake.terminate()
+
+
+def measure(project, store, qs: list[str], args) -> None:
+    from retrieval import embeddings, search
+
     timings: dict[str, list[float]] = {"embed": [], "vector": [], "text": []}
 
     def timed(name, func):
@@ -211,55 +231,52 @@ def main() -> None:
                 timings[name].append(time.perf_counter() - t)
         return wrapper
 
-    search.embeddings.embed = timed("embed", embeddings.embed)
-    search._nearest = timed("vector", search._nearest)
-    search._text_lists = timed("text", search._text_lists)
-
-    qs = queries(args.queries + 30)
-    for q in qs[:30]:  # warm-up: caches, LiteLLM, connections
-        search.search(project=project, vector_store_ids=[store], query=q, max_num_results=args.max_num_results)
-    for values in timings.values():
-        values.clear()
-    latencies, found = [], 0
-    for q in qs[30:]:
-        t = time.perf_counter()
-        results = search.search(project=project, vector_store_ids=[store], query=q,
-                                max_num_results=args.max_num_results)
-        latencies.append(time.perf_counter() - t)
-        found += bool(results)
-    fake.stop()
+    originals = (embeddings.embed, search._nearest, search._text_lists)
+    embeddings.embed, search._nearest, search._text_lists = (
+        timed("embed", originals[0]), timed("vector", originals[1]), timed("text", originals[2]))
+    try:
+        for q in qs[:30]:  # warm-up: caches, LiteLLM, connections
+            search.search(project=project, vector_store_ids=[store], query=q, max_num_results=args.max_num_results)
+        for values in timings.values():
+            values.clear()
+        latencies, found = [], 0
+        for q in qs[30:]:
+            t = time.perf_counter()
+            results = search.search(project=project, vector_store_ids=[store], query=q,
+                                    max_num_results=args.max_num_results)
+            latencies.append(time.perf_counter() - t)
+            found += bool(results)
+    finally:
+        embeddings.embed, search._nearest, search._text_lists = originals
 
     def ms(values: list[float]) -> str:
         return (f"p50 {1000 * statistics.median(values):.1f} ms, p99 {1000 * percentile(values, 0.99):.1f} ms"
                 if values else "-")
 
     in_scope = sum(store.files.values_list("chunk_count", flat=True))
-    print(f"\nchunks={args.chunks:,} (store searched: {in_scope:,}) dims={args.dimensions} words/chunk={args.words} "
-          f"stores={args.stores} queries={len(latencies)} max_num_results={args.max_num_results} "
-          f"load average {os.getloadavg()[0]:.1f}")
+    table = sum(type(store).objects.filter(project=project).values_list("files__chunk_count", flat=True))
+    path = "HNSW" if in_scope > search.EXACT_SCAN_MAX_CHUNKS else "exact scan"
+    print(f"\nstore of {in_scope:,} chunks ({path}) in a table of {table:,}; dims={args.dimensions} "
+          f"words/chunk={args.words} max_num_results={args.max_num_results}")
     print(f"search() end to end: {ms(latencies)}  (queries with results: {found}/{len(latencies)})")
-    print(f"  query embedding (LiteLLM -> fake): {ms(timings['embed'])}")
+    print(f"  query embedding (LiteLLM -> fake; overlaps the full-text side): {ms(timings['embed'])}")
     print(f"  vector query: {ms(timings['vector'])}")
     print(f"  full-text queries: {ms(timings['text'])}")
-    explain(store, args.dimensions)
+    if path == "HNSW":
+        explain(store, args.dimensions)
 
 
 def explain(store, dims: int) -> None:
     from django.db import connection, transaction
 
-    from retrieval.models import VectorStoreFile
-    from retrieval.search import EXACT_SCAN_MAX_CHUNKS
-
-    pks = list(VectorStoreFile.objects.filter(vector_store=store).values_list("pk", flat=True))
-    if sum(VectorStoreFile.objects.filter(pk__in=pks).values_list("chunk_count", flat=True)) <= EXACT_SCAN_MAX_CHUNKS:
-        return
     vector = "[" + ",".join(["0.01"] * dims) + "]"
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.ef_search = 100")
+        cursor.execute("SET LOCAL hnsw.ef_search = 50")
         cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM retrieval_chunk "
-                       f"WHERE vector_dims(embedding) = {dims} AND vector_store_file_id = ANY(%s) "
-                       f"ORDER BY (embedding::vector({dims})) <=> %s::vector({dims}) LIMIT 30", [pks, vector])
-        print("\nvector query plan:\n  " + "\n  ".join(row[0] for row in cursor.fetchall()))
+                       f"WHERE vector_dims(embedding) = {dims} AND vector_store_id = ANY(%s) "
+                       f"ORDER BY (embedding::vector({dims})) <=> %s::vector({dims}) LIMIT 30", [[store.pk], vector])
+        lines = [row[0] if len(row[0]) < 150 else row[0][:147] + "..." for row in cursor.fetchall()]
+        print("vector query plan:\n  " + "\n  ".join(lines))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.utils import timezone
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
@@ -126,9 +125,9 @@ def _store(vsf: VectorStoreFile, prepared: Prepared, *, expect: str) -> bool:
             chunk_count=len(prepared.chunks), keyword_only=config is None,
             embedding_model=config.model if config else "", embedding_dimensions=config.dimensions if config else None,
             chunker_version=CHUNKER_VERSION)
-        from retrieval.models import VectorStore
+        from retrieval.services import vector_stores_touch
 
-        VectorStore.objects.filter(pk=vsf.vector_store_id).update(last_active_at=timezone.now())
+        vector_stores_touch(store_pks=[vsf.vector_store_id])
     return True
 
 

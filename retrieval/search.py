@@ -2,41 +2,48 @@
 fusion (RRF). Used by ``POST /v1/vector_stores/{id}/search`` and by the runs' file_search tool.
 
 - Scope: the project's own stores only (a store id of another project is "not found"), completed files only,
-  attribute ``filters`` applied in SQL to the file rows before any chunk is read.
-- Vector side: for small scopes an exact scan; otherwise the HNSW index (``hnsw.ef_search`` raised in proportion
-  to how much of the table the scope covers, with an exact scan as the fallback when filtering leaves too few).
-- Text side: chunks matching *all* query terms plus chunks matching *any* (each capped), ranked by ts_rank.
-- Score: the RRF sum divided by its best possible value, so 1.0 means "ranked first by every retriever" and a
-  chunk found by only one of two retrievers scores at most 0.5. ``score_threshold`` applies to this score.
+  attribute ``filters`` evaluated in SQL on the file rows, then pushed into the chunk queries as a store/file
+  condition (see _Scope).
+- Vector side: for small scopes an exact scan; otherwise the HNSW index, ``hnsw.ef_search`` raised in proportion
+  to how little of the table the scope covers and again (up to 1000) when the filter leaves too few rows. With
+  pgvector < 0.8 (no iterative scans) a small store inside a huge table can therefore get fewer vector
+  candidates than asked; the full-text side is unaffected. The query is embedded in a thread meanwhile.
+- Text side: candidates from the query's selective terms (Postgres' own lexeme statistics say which), chunks with
+  all of them first, then chunks with any, each side capped; ranked by ts_rank.
+- Score: the RRF sum divided by its best possible value over the retrievers that ran, so 1.0 means "ranked first
+  by every retriever" and a chunk found by one of two scores at most 0.5. ``score_threshold`` applies to it.
 - No embedding model, a provider failure, or files indexed keyword-only: the text side alone answers.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from django.db import connection, transaction
-from django.db.models import BooleanField
-from django.db.models.expressions import RawSQL
+from django.db import connection
 
 from assistants.models import Project
 from assistants_project.api.errors import InvalidRequest, NotFoundError
 from retrieval import embeddings
 from retrieval.filters import filter_sql, validate_filter
 from retrieval.indexes import HNSW_MAX_DIMENSIONS
-from retrieval.models import TEXT_SEARCH_CONFIG, Chunk, VectorStore, VectorStoreFile
+from retrieval.models import TEXT_SEARCH_CONFIG, VectorStore
 
 logger = logging.getLogger(__name__)
 
 RRF_K = 60
 MAX_NUM_RESULTS = 50
-EXACT_SCAN_MAX_CHUNKS = 20_000  # below this many chunks in scope, scan exactly instead of using HNSW
+EXACT_SCAN_MAX_CHUNKS = 3_000  # up to this many chunks in scope, scan exactly (~13 µs a chunk at 1536-d)
 HNSW_EF_SEARCH_MIN = 40
 HNSW_EF_SEARCH_MAX = 1000
-TEXT_CANDIDATES_CAP = 1000  # per text query and per (all terms / any term) side
+TEXT_CANDIDATES_CAP = 500  # per text query and per side (chunks with all selective terms / with any)
+SELECTIVE_MAX_ROWS = 5_000  # a term expected in more chunks than this does not pick candidates
+STATS_TTL_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -56,11 +63,28 @@ class SearchResult:
                 "attributes": self.attributes or {}, "content": [{"type": "text", "text": self.text}]}
 
 
-@dataclass(frozen=True)
-class _ScopeFile:
-    pk: int
-    chunk_count: int
-    vector_ok: bool
+@dataclass
+class _Scope:
+    """The chunks a query may read, as the cheapest SQL condition: the stores, minus (or only) some of their files.
+    A file's chunks are out of scope when the file is not completed, fails the attribute filters or (vector side)
+    was embedded with another model."""
+
+    store_pks: list[int]
+    chunks: int  # chunks in scope
+    excluded: list[int]  # out-of-scope files that have chunks
+    included: list[int] | None  # the in-scope files, when that list is the shorter one
+
+    def sql(self, *, indexed: bool = True) -> tuple[str, dict]:
+        """``indexed=False`` keeps the planner from intersecting with the store/file btree: cheaper when the rows
+        come from another index and the scope is a big part of the table."""
+        store, file = ("vector_store_id", "vector_store_file_id") if indexed else (
+            "(vector_store_id + 0)", "(vector_store_file_id + 0)")
+        if not self.excluded:
+            return f"{store} = ANY(%(stores)s)", {"stores": self.store_pks}
+        if self.included is None:
+            return (f"{store} = ANY(%(stores)s) AND vector_store_file_id <> ALL(%(files)s)",
+                    {"stores": self.store_pks, "files": self.excluded})
+        return f"{file} = ANY(%(files)s)", {"files": self.included}
 
 
 def search(*, project: Project, vector_store_ids: list[str | VectorStore], query: str | list[str],
@@ -75,11 +99,21 @@ def search(*, project: Project, vector_store_ids: list[str | VectorStore], query
     threshold = float((ranking_options or {}).get("score_threshold") or 0.0)
     stores = _stores(project, vector_store_ids)
     config = embeddings.current_config()
-    scope = _scope(project, stores, spec, config)
-    if not scope:
+    text_scope, vector_scope, terms = _scopes(project, stores, spec, config, queries)
+    if not text_scope.chunks:
         return []
     candidates = min(100, max(20, 3 * max_num_results))
-    lists = _vector_lists(scope, queries, config, candidates) + _text_lists(scope, queries, candidates)
+    # The query embedding (a network call) runs while Postgres answers the full-text side.
+    pending = _EMBEDDER.submit(embeddings.embed, queries, config=config, retries=1) if (
+        config and vector_scope.chunks) else None
+    lists = _text_lists(text_scope, terms, candidates)
+    if pending is not None:
+        try:
+            vectors = pending.result()
+        except embeddings.EmbeddingError as exc:
+            logger.warning("Query embedding failed; searching by keywords only: %s", exc)
+        else:
+            lists += [_nearest(vector_scope, vector, config.dimensions, candidates) for vector in vectors]
     if not lists:
         return []
     best = len(lists) / (RRF_K + 1)
@@ -92,8 +126,11 @@ def search(*, project: Project, vector_store_ids: list[str | VectorStore], query
     results = _results(project, stores, top)
     from retrieval.services import vector_stores_touch
 
-    vector_stores_touch(stores=stores)
+    vector_stores_touch(store_pks=[s.pk for s in stores])
     return results
+
+
+_EMBEDDER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="query-embedding")
 
 
 def normalize_queries(query: str | list[str]) -> list[str]:
@@ -124,122 +161,173 @@ def _stores(project: Project, refs: list[str | VectorStore]) -> list[VectorStore
     return list(stores.values())
 
 
-def _scope(project: Project, stores: list[VectorStore], spec: dict | None,
-           config: embeddings.EmbeddingConfig | None) -> list[_ScopeFile]:
-    qs = VectorStoreFile.objects.filter(project=project, vector_store__in=stores,
-                                        status=VectorStoreFile.Status.COMPLETED)
-    if spec:
-        sql, params = filter_sql(spec, f'"{VectorStoreFile._meta.db_table}"."attributes"')
-        qs = qs.filter(RawSQL(sql, params, output_field=BooleanField()))
-    rows = qs.values_list("pk", "chunk_count", "keyword_only", "embedding_model", "embedding_dimensions")
-    return [_ScopeFile(pk=pk, chunk_count=count, vector_ok=bool(
-        config and not keyword_only and model == config.model and dims == config.dimensions))
-        for pk, count, keyword_only, model, dims in rows]
+def _scopes(project: Project, stores: list[VectorStore], spec: dict | None,
+            config: embeddings.EmbeddingConfig | None, queries: list[str]) -> tuple[_Scope, _Scope, list[list[str]]]:
+    """(full-text scope, vector scope, each query's lexemes) in one round trip, aggregated in SQL: a store with
+    thousands of files costs no more than one with a few."""
+    match, params = filter_sql(spec, "attributes") if spec else ("true", [])
+    model, dims = (config.model, config.dimensions) if config else ("", 0)
+    sides = []
+    for flag in ("readable", "embedded"):
+        sides.append(
+            f"count(*) FILTER (WHERE {flag}), coalesce(sum(chunk_count) FILTER (WHERE {flag}), 0), "
+            f"array_agg(id) FILTER (WHERE NOT {flag} AND chunk_count > 0), "
+            f"CASE WHEN count(*) FILTER (WHERE NOT {flag} AND chunk_count > 0) < count(*) FILTER (WHERE {flag}) "
+            f"THEN NULL ELSE array_agg(id) FILTER (WHERE {flag}) END")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # COALESCE: a NULL flag would put a file in neither list, i.e. in scope under the store condition.
+            f"WITH f AS (SELECT id, chunk_count, COALESCE(status = 'completed' AND ({match}), false) AS readable, "
+            f"COALESCE(status = 'completed' AND ({match}) AND embedding_model = %s AND embedding_dimensions = %s, "
+            "false) AS embedded "
+            f"FROM retrieval_vectorstorefile WHERE project_id = %s AND vector_store_id = ANY(%s)) "
+            f"SELECT {', '.join(sides)}, "
+            "(SELECT json_agg(array(SELECT lexeme FROM unnest(to_tsvector(%s::regconfig, q.text)) ORDER BY lexeme) "
+            " ORDER BY q.ord) FROM unnest(%s::text[]) WITH ORDINALITY AS q(text, ord)) FROM f",
+            [*params, *params, model, dims, project.pk, [s.pk for s in stores], TEXT_SEARCH_CONFIG, queries])
+        row = cursor.fetchone()
+    store_pks = [s.pk for s in stores]
+    text = _Scope(store_pks, chunks=row[1], excluded=row[2] or [], included=row[3])
+    vector = _Scope(store_pks, chunks=row[5], excluded=row[6] or [], included=row[7])
+    if text.included is not None and not text.included:
+        text.chunks = 0
+    if vector.included is not None and not vector.included:
+        vector.chunks = 0
+    return text, vector, _json(row[8]) or [[] for _ in queries]
 
 
 # --- vector side ----------------------------------------------------------------------------------
-
-
-def _vector_lists(scope: list[_ScopeFile], queries: list[str], config, candidates: int) -> list[list[int]]:
-    files = [f for f in scope if f.vector_ok]
-    if config is None or not files:
-        return []
-    try:
-        vectors = embeddings.embed(queries, config=config, retries=1)  # fail fast: keywords still answer
-    except embeddings.EmbeddingError as exc:
-        logger.warning("Query embedding failed; searching by keywords only: %s", exc)
-        return []
-    pks = [f.pk for f in files]
-    in_scope = sum(f.chunk_count for f in files)
-    return [_nearest(pks, in_scope, vector, config.dimensions, candidates) for vector in vectors]
 
 
 def _vector_literal(vector) -> str:
     return "[" + ",".join(map(repr, vector)) + "]"
 
 
-def _nearest(pks: list[int], in_scope: int, vector, dims: int, limit: int) -> list[int]:
-    literal = _vector_literal(vector)
-    if in_scope > EXACT_SCAN_MAX_CHUNKS and dims <= HNSW_MAX_DIMENSIONS:
-        total = _table_size_estimate()
-        ef = math.ceil(limit * max(1.0, total / max(in_scope, 1)) * 1.5)
+def _nearest(scope: _Scope, vector, dims: int, limit: int) -> list[int]:
+    where, params = scope.sql()
+    params = {**params, "vector": _vector_literal(vector), "limit": limit}
+    with connection.cursor() as cursor:
+        if scope.chunks <= EXACT_SCAN_MAX_CHUNKS or dims > HNSW_MAX_DIMENSIONS:
+            cursor.execute(  # an expression the HNSW index does not cover: the planner scans the scope exactly
+                f"SELECT id FROM retrieval_chunk WHERE {where} AND vector_dims(embedding) = {dims} "
+                "ORDER BY embedding <=> %(vector)s::vector LIMIT %(limit)s", params)
+            return [row[0] for row in cursor.fetchall()]
+        # The graph walk returns ef_search nearest rows of the whole table and the scope filter applies after
+        # it, so ef_search grows with how little of the table the scope is (and again if too few survive).
+        _, _, table = _lexeme_stats()
+        ef = math.ceil(limit * 1.5 * max(1.0, table / scope.chunks))
         ef = max(HNSW_EF_SEARCH_MIN, limit, min(HNSW_EF_SEARCH_MAX, ef))
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+        scope_local = "LOCAL " if connection.in_atomic_block else ""  # else for the session: always set first
+        if _iterative_scan_supported():
+            cursor.execute(f"SET {scope_local}hnsw.iterative_scan = relaxed_order")
+        while True:
+            cursor.execute(f"SET {scope_local}hnsw.ef_search = {int(ef)}")
             # Exactly the index's expressions (indexes.py), so the planner can walk the HNSW graph.
             cursor.execute(
-                f"SELECT id FROM retrieval_chunk WHERE vector_dims(embedding) = {dims} "
-                f"AND vector_store_file_id = ANY(%s) "
-                f"ORDER BY (embedding::vector({dims})) <=> %s::vector({dims}) LIMIT %s",
-                [pks, literal, limit])
+                f"SELECT id FROM retrieval_chunk WHERE vector_dims(embedding) = {dims} AND {where} "
+                f"ORDER BY (embedding::vector({dims})) <=> %(vector)s::vector({dims}) LIMIT %(limit)s", params)
             found = [row[0] for row in cursor.fetchall()]
-        if len(found) >= min(limit, in_scope):
-            return found
-        # Filtering after the graph walk left too few (a small scope in a big table): scan exactly.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id FROM retrieval_chunk WHERE vector_store_file_id = ANY(%s) AND vector_dims(embedding) = %s "
-            "ORDER BY embedding <=> %s::vector LIMIT %s", [pks, dims, literal, limit])
-        return [row[0] for row in cursor.fetchall()]
+            if len(found) >= min(limit, scope.chunks) or ef >= HNSW_EF_SEARCH_MAX:
+                return found  # at the ceiling, a small scope in a huge table may get fewer (pgvector < 0.8)
+            ef = min(HNSW_EF_SEARCH_MAX, ef * 4)
 
 
-def _table_size_estimate() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = 'retrieval_chunk'::regclass")
-        row = cursor.fetchone()
-    return max(int(row[0]) if row else 0, 1)
+_ITERATIVE: dict = {}
+
+
+def _iterative_scan_supported() -> bool:
+    """pgvector 0.8+ keeps walking the graph until enough rows pass the filter (hnsw.iterative_scan)."""
+    if connection.alias not in _ITERATIVE:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            row = cursor.fetchone()
+        version = tuple(int(p) for p in row[0].split(".")[:2] if p.isdigit()) if row else (0, 0)
+        _ITERATIVE[connection.alias] = version >= (0, 8)
+    return _ITERATIVE[connection.alias]
 
 
 # --- text side ------------------------------------------------------------------------------------
-
-
-def _tsquery_terms(queries: list[str]) -> list[list[str]]:
-    """The stemmed lexemes of each query (stop words dropped), as Postgres' text search config sees them."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT q.ord, array(SELECT lexeme FROM unnest(to_tsvector(%s::regconfig, q.text)) ORDER BY lexeme) "
-            "FROM unnest(%s::text[]) WITH ORDINALITY AS q(text, ord) ORDER BY q.ord",
-            [TEXT_SEARCH_CONFIG, queries])
-        return [list(row[1] or []) for row in cursor.fetchall()]
 
 
 def _tsquery(terms: list[str], op: str) -> str:
     return f" {op} ".join("'" + term.replace("\\", "\\\\").replace("'", "''") + "'" for term in terms)
 
 
-def _text_lists(scope: list[_ScopeFile], queries: list[str], candidates: int) -> list[list[int]]:
-    pks = [f.pk for f in scope]
+def _text_lists(scope: _Scope, query_terms: list[list[str]], candidates: int) -> list[list[int]]:
+    """Candidates come from the query's *selective* terms only (a term in most chunks discriminates nothing and
+    would make the pool huge): chunks holding all of them first, then chunks holding any, each side capped."""
+    _, _, table = _lexeme_stats()
+    where, params = scope.sql(indexed=scope.chunks < 0.2 * table)
     lists = []
-    for terms in _tsquery_terms(queries):
+    for terms in query_terms:
         if not terms:
             continue  # only stop words: nothing for full-text search to match
-        any_q, all_q = _tsquery(terms, "|"), _tsquery(terms, "&")
-        pool = ("(SELECT id FROM retrieval_chunk WHERE vector_store_file_id = ANY(%(pks)s) "
-                "AND tsv @@ %(all)s::tsquery LIMIT %(cap)s) UNION "
-                "(SELECT id FROM retrieval_chunk WHERE vector_store_file_id = ANY(%(pks)s) "
-                "AND tsv @@ %(any)s::tsquery LIMIT %(cap)s)") if len(terms) > 1 else (
-                "SELECT id FROM retrieval_chunk WHERE vector_store_file_id = ANY(%(pks)s) "
-                "AND tsv @@ %(any)s::tsquery LIMIT %(cap)s")
+        selective = _selective(terms)
+        any_q, all_q = _tsquery(selective, "|"), _tsquery(selective, "&")
+        side = ("SELECT id, {hit} AS all_terms, ts_rank(tsv, %(any)s::tsquery) AS rank FROM retrieval_chunk "
+                f"WHERE {where} AND tsv @@ {{query}}::tsquery LIMIT %(cap)s")
+        pool = f"({side.format(hit=0, query='%(any)s')})"
+        if len(selective) > 1:
+            pool = f"({side.format(hit=1, query='%(all)s')}) UNION ALL {pool}"
         with connection.cursor() as cursor:
             cursor.execute(
-                f"WITH pool AS ({pool}) SELECT c.id FROM retrieval_chunk c JOIN pool USING (id) "
-                "ORDER BY ts_rank(c.tsv, %(any)s::tsquery) + (c.tsv @@ %(all)s::tsquery)::int DESC, c.id "
-                "LIMIT %(limit)s",
-                {"pks": pks, "all": all_q, "any": any_q, "cap": TEXT_CANDIDATES_CAP, "limit": candidates})
+                f"SELECT id FROM ({pool}) hits GROUP BY id "
+                "ORDER BY max(all_terms) DESC, max(rank) DESC, id LIMIT %(limit)s",
+                {**params, "all": all_q, "any": any_q, "cap": TEXT_CANDIDATES_CAP, "limit": candidates})
             lists.append([row[0] for row in cursor.fetchall()])
     return lists
+
+
+def _selective(terms: list[str]) -> list[str]:
+    """The terms expected in at most SELECTIVE_MAX_ROWS chunks, or else the rarest one (Postgres' own statistics
+    of the tsv column give each lexeme's frequency)."""
+    freqs, floor, rows = _lexeme_stats()
+    estimate = {t: freqs.get(t, floor) * rows for t in terms}
+    return [t for t in terms if estimate[t] <= SELECTIVE_MAX_ROWS] or [min(terms, key=lambda t: estimate[t])]
+
+
+_STATS: dict = {}
+
+
+def _lexeme_stats() -> tuple[dict[str, float], float, float]:
+    """(frequency of the most common lexemes, frequency assumed for the others, table rows), cached a while."""
+    now = time.monotonic()
+    cached = _STATS.get(connection.alias)
+    if cached and now - cached[0] < STATS_TTL_SECONDS:
+        return cached[1]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+                       "WHERE schemaname = current_schema() AND tablename = 'retrieval_chunk' AND attname = 'tsv'")
+        row = cursor.fetchone()
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'retrieval_chunk'::regclass")
+        rows = max(float(cursor.fetchone()[0]), 0.0)
+    if row and row[0] and row[1]:
+        elems, freqs = row[0], row[1]
+        # the frequency list ends with: the minimum, the maximum and the null frequency (pg_stats docs)
+        stats = (dict(zip(elems, freqs[: len(elems)], strict=True)), freqs[len(elems)] / 2, rows)
+    else:
+        stats = ({}, 0.0, rows)  # never analysed (a small table): every term counts as selective
+    _STATS[connection.alias] = (now, stats)
+    return stats
 
 
 # --- results --------------------------------------------------------------------------------------
 
 
+def _json(value):
+    """Django's connection hands json/jsonb columns of raw SQL over as text."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def _results(project: Project, stores: list[VectorStore], top: list[tuple[float, int]]) -> list[SearchResult]:
-    rows = {row["id"]: row for row in Chunk.objects.filter(
-        project=project, vector_store__in=stores, pk__in=[cid for _, cid in top]).values(
-        "id", "text", "position", "page", "vector_store_file__attributes", "file__public_id", "file__filename",
-        "vector_store__public_id")}
-    return [SearchResult(file_id=row["file__public_id"], filename=row["file__filename"], score=round(score, 6),
-                         attributes=row["vector_store_file__attributes"] or {}, text=row["text"],
-                         position=row["position"], page=row["page"], vector_store_id=row["vector_store__public_id"],
-                         chunk_id=cid)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.id, c.text, c.position, c.page, v.attributes, f.public_id, f.filename, s.public_id "
+            "FROM retrieval_chunk c JOIN retrieval_vectorstorefile v ON v.id = c.vector_store_file_id "
+            "JOIN files_file f ON f.id = c.file_id JOIN retrieval_vectorstore s ON s.id = c.vector_store_id "
+            "WHERE c.id = ANY(%s) AND c.project_id = %s AND c.vector_store_id = ANY(%s)",
+            [[cid for _, cid in top], project.pk, [s.pk for s in stores]])
+        rows = {row[0]: row for row in cursor.fetchall()}
+    return [SearchResult(file_id=row[5], filename=row[6], score=round(score, 6), attributes=_json(row[4]) or {},
+                         text=row[1], position=row[2], page=row[3], vector_store_id=row[7], chunk_id=cid)
             for score, cid in top if (row := rows.get(cid)) is not None]

@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.utils import timezone
 
 from assistants.models import Project
 from assistants_project.api.errors import InvalidRequest, NotFoundError
 from retrieval.chunking import ChunkingStrategyError, normalize_chunking_strategy
-from retrieval.models import FileBatch, VectorStore, VectorStoreFile
+from retrieval.models import Chunk, FileBatch, VectorStore, VectorStoreFile
 
 TOUCH_EVERY = timedelta(seconds=60)  # last_active_at is refreshed at most this often
 
@@ -41,9 +42,8 @@ def _files_resolve(*, project: Project, file_ids: list[str], param: str) -> dict
     """{public id: File} for the project; an unknown (or other tenant's) id is a 404 like any unknown id."""
     from files.selectors import file_list
 
-    wanted = list(dict.fromkeys(file_ids))
-    found = {f.public_id: f for f in file_list(project=project).filter(public_id__in=wanted)}
-    for index, file_id in enumerate(wanted):
+    found = {f.public_id: f for f in file_list(project=project).filter(public_id__in=set(file_ids))}
+    for index, file_id in enumerate(file_ids):
         if file_id not in found:
             raise NotFoundError(f"No such File object: {file_id}", param=f"{param}[{index}]" if param else "file_id")
     return found
@@ -67,13 +67,14 @@ def vector_store_create(*, project: Project, name: str | None = None, descriptio
                         expires_after: dict | None = None, metadata: dict | None = None) -> VectorStore:
     strategy = chunking_strategy_resolve(chunking_strategy)
     with transaction.atomic():
-        files = _files_resolve(project=project, file_ids=list(file_ids or []), param="file_ids")
+        file_ids = list(file_ids or [])
+        files = _files_resolve(project=project, file_ids=file_ids, param="file_ids")
         now = timezone.now()
         days = (expires_after or {}).get("days")
         store = VectorStore.objects.create(
             project=project, name=name or "", description=description or "", metadata=metadata or {},
             expires_after_days=days, last_active_at=now, expires_at=_expiry(days, now))
-        _attach(store=store, items=[(f, strategy, {}) for f in files.values()])
+        _attach(store=store, items=[(files[file_id], strategy, {}) for file_id in dict.fromkeys(file_ids)])
     return store
 
 
@@ -100,14 +101,15 @@ def vector_store_delete(*, vector_store: VectorStore) -> None:
         vector_store.delete()
 
 
-def vector_stores_touch(*, stores: list[VectorStore]) -> None:
-    """Mark stores as used now (last_active_at; expires_at follows), at most once a minute per store."""
+def vector_stores_touch(*, store_pks: list[int]) -> int:
+    """Mark stores as used now: last_active_at, and expires_at with it. One UPDATE, at most once a minute a store
+    (searches call this on every request)."""
     now = timezone.now()
-    for store in stores:
-        if store.last_active_at and now - store.last_active_at < TOUCH_EVERY:
-            continue
-        VectorStore.objects.filter(pk=store.pk, expired_at__isnull=True).update(
-            last_active_at=now, expires_at=_expiry(store.expires_after_days, now))
+    return VectorStore.objects.filter(pk__in=store_pks, expired_at__isnull=True).filter(
+        Q(last_active_at__isnull=True) | Q(last_active_at__lt=now - TOUCH_EVERY)).update(
+        last_active_at=now,
+        expires_at=ExpressionWrapper(Value(now) + F("expires_after_days") * Value(timedelta(days=1)),
+                                     output_field=DateTimeField()))
 
 
 def vector_stores_expire() -> int:
@@ -134,11 +136,13 @@ def _attach(*, store: VectorStore, items: list[tuple], batch: FileBatch | None =
             vsf = VectorStoreFile(project_id=store.project_id, vector_store=store, file=file, batch=batch,
                                   chunking_strategy=strategy, attributes=attributes or {})
             new.append(vsf)
-        else:
+        else:  # re-ingest: its old chunks go now, so an in-progress file is never searchable
             vsf.status, vsf.last_error, vsf.batch = VectorStoreFile.Status.IN_PROGRESS, None, batch
             vsf.chunking_strategy, vsf.attributes, vsf.generation = strategy, attributes or {}, vsf.generation + 1
+            vsf.chunk_count = vsf.usage_bytes = 0
             vsf.save(update_fields=["status", "last_error", "batch", "chunking_strategy", "attributes",
-                                    "generation"])
+                                    "generation", "chunk_count", "usage_bytes"])
+            Chunk.objects.filter(vector_store_file=vsf).delete()
         vsf.file = file
         rows.append(vsf)
     VectorStoreFile.objects.bulk_create(new, batch_size=500)

@@ -59,3 +59,10 @@ def ingest():
         return [vector_store_file_ingest(vsf_id=pk) for pk in list(pks)]
 
     return run
+
+
+def pytest_collection_modifyitems(items):
+    """LiteLLM's response model complains that base64 embeddings are not lists of floats; expected here."""
+    for item in items:
+        if "retrieval" in item.nodeid.split("/")[0] or "vector_stores" in item.nodeid:
+            item.add_marker(pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning"))

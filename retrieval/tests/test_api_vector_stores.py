@@ -139,3 +139,13 @@ def test_inline_helper_on_assistant_create_makes_a_store(api, project, make_file
     [store_id] = response.json()["tool_resources"]["file_search"]["vector_store_ids"]
     store = api.get(f"/v1/vector_stores/{store_id}").json()
     assert store["metadata"] == {"via": "helper"} and store["file_counts"]["total"] == 1
+
+
+def test_ingestion_marks_the_store_active_and_moves_its_expiry(api, project, make_file, fake_embeddings, ingest):
+    store = api.post("/v1/vector_stores", {"expires_after": {"anchor": "last_active_at", "days": 2}}).json()
+    VectorStore.objects.filter(public_id=store["id"]).update(last_active_at=timezone.now() - timedelta(days=1))
+    api.post(f"/v1/vector_stores/{store['id']}/files", {"file_id": make_file(project, "a.txt", "hello").public_id})
+    ingest()
+    body = api.get(f"/v1/vector_stores/{store['id']}").json()
+    assert abs(body["last_active_at"] - timezone.now().timestamp()) < 5
+    assert body["expires_at"] == body["last_active_at"] + 2 * 86400

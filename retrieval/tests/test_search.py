@@ -241,3 +241,40 @@ def test_the_vector_query_can_use_the_hnsw_index(project, corpus, fake_embedding
                        "ORDER BY (embedding::vector(1536)) <=> %s::vector(1536) LIMIT 10", [[1, 2, 3], vector])
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "retrieval_chunk_embedding_hnsw_1536" in plan, plan
+
+
+def test_files_embedded_with_another_model_are_found_by_keywords_only(project, corpus, fake_embeddings):
+    from retrieval.models import VectorStoreFile
+
+    store, files = corpus()
+    VectorStoreFile.objects.filter(file=files["warranty.txt"]).update(embedding_model="some-other-model")
+    results = search(project=project, vector_store_ids=[store], query="espresso warranty", max_num_results=50)
+    warranty = next(r for r in results if r.filename == "warranty.txt")
+    assert warranty.score <= 0.5  # the text side only: its vectors are not comparable with the query's
+
+
+def test_a_file_being_reingested_is_not_searchable(project, corpus, fake_embeddings):
+    from retrieval.services import vector_store_file_create
+
+    store, files = corpus()
+    vector_store_file_create(vector_store=store, file_id=files["warranty.txt"].public_id)  # queued again
+    results = search(project=project, vector_store_ids=[store], query="espresso warranty", max_num_results=50)
+    assert "warranty.txt" not in {r.filename for r in results}
+
+
+def test_an_empty_or_unprocessed_store_returns_nothing(project, make_file, fake_embeddings):
+    empty = vector_store_create(project=project)
+    assert search(project=project, vector_store_ids=[empty], query="anything") == []
+    queued = vector_store_create(project=project, file_ids=[make_file(project, "a.txt", "anything").public_id])
+    assert search(project=project, vector_store_ids=[queued], query="anything") == []
+
+
+@pytest.mark.parametrize("exact_max", [0, 10_000])
+def test_filters_hold_on_both_vector_paths(project, corpus, fake_embeddings, monkeypatch, exact_max):
+    monkeypatch.setattr(search_module, "EXACT_SCAN_MAX_CHUNKS", exact_max)
+    store, _ = corpus(FILTER_ATTRS)
+    for filters, expected in [({"type": "eq", "key": "team", "value": "support"}, {"returns.txt", "warranty.txt"}),
+                              ({"type": "eq", "key": "public", "value": False}, {"warranty.txt"})]:
+        results = search(project=project, vector_store_ids=[store], query="what is it about?", filters=filters,
+                         max_num_results=50)  # stop words only: the vector side alone answers
+        assert {r.filename for r in results} == expected
