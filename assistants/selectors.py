@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from assistants.models import ApiKey, Assistant, Message, Project, Thread, hash_key
 from assistants_project.api.errors import InvalidRequest, NotFoundError
@@ -39,11 +39,19 @@ def assistant_get(*, project: Project, assistant_id: str) -> Assistant:
     return assistant
 
 
-def thread_get(*, project: Project, thread_id: str, for_update: bool = False) -> Thread:
+def thread_get(*, project: Project, thread_id: str, for_update: bool = False,
+               with_active_run: bool = False) -> Thread:
+    """``with_active_run`` also reads, in the same round trip, the public id of the thread's active run (or
+    None) as ``thread.active_run_id``."""
     check_id_prefix(thread_id, prefix="thread", param="thread_id")
     qs = Thread.objects.filter(project=project, public_id=thread_id)
+    if with_active_run:
+        from runs.models import Run
+
+        qs = qs.annotate(active_run_id=Subquery(
+            Run.objects.filter(thread=OuterRef("pk"), status__in=Run.ACTIVE).values("public_id")[:1]))
     if for_update:
-        qs = qs.select_for_update()
+        qs = qs.select_for_update(of=("self",))
     thread = qs.first()
     if thread is None:
         raise NotFoundError(f"No thread found with id '{thread_id}'.")

@@ -149,13 +149,11 @@ def message_add(*, project: Project, thread_id: str, role: str, content: str | l
                 attachments: list[dict] | None = None, metadata: dict | None = None) -> Message:
     """``POST /threads/{id}/messages``: refused while a run is active on the thread. The thread row is locked
     first, so this cannot interleave with a run being created on it."""
-    from runs.selectors import thread_active_run
-
     with transaction.atomic():
-        thread = thread_get(project=project, thread_id=thread_id, for_update=True)
-        run = thread_active_run(thread=thread)
-        if run is not None:
-            raise InvalidRequest(f"Can't add messages to {thread.public_id} while a run {run.public_id} is active.")
+        thread = thread_get(project=project, thread_id=thread_id, for_update=True, with_active_run=True)
+        if thread.active_run_id is not None:
+            raise InvalidRequest(
+                f"Can't add messages to {thread.public_id} while a run {thread.active_run_id} is active.")
         return message_create(thread=thread, role=role, content=content, attachments=attachments,
                               metadata=metadata)
 

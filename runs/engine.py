@@ -53,28 +53,39 @@ class Turn:
     # --- the message -------------------------------------------------------------------------------
     def add_text(self, piece: str) -> None:
         if self.message is None:
-            self._open_message()
-        first = not self.text
+            self._open_message(piece)
+            return
         self.text.append(piece)
-        text = {"value": piece, "annotations": []} if first else {"value": piece}
-        events.emit(self.run.public_id, "thread.message.delta", {
-            "id": self.message.public_id, "object": "thread.message.delta",
-            "delta": {"content": [{"index": 0, "type": "text", "text": text}]}})
+        events.emit(self.run.public_id, "thread.message.delta", self._delta({"value": piece}))
 
-    def _open_message(self) -> None:
-        run = self.run
-        with transaction.atomic():
-            self.message = Message.objects.create(
-                project_id=run.project_id, thread=run.thread, role=Message.Role.ASSISTANT, content=[],
-                status=Message.Status.IN_PROGRESS, assistant_public_id=run.assistant_public_id,
-                run_public_id=run.public_id)
-            self.message_step = _step_create(run, self.number, RunStep.Type.MESSAGE_CREATION,
-                                             {"type": "message_creation",
-                                              "message_creation": {"message_id": self.message.public_id}})
-        step, message = step_out(self.message_step, include=self.run.include), message_out(self.message)
+    def _delta(self, text: dict) -> dict:
+        return {"id": self.message.public_id, "object": "thread.message.delta",
+                "delta": {"content": [{"index": 0, "type": "text", "text": text}]}}
+
+    def _open_message(self, first_piece: str) -> None:
+        """The turn's first text. Its events (ids and timestamps made here) go out with the first delta in one
+        write, *before* the rows are inserted, so the first token is not held back by the database; the rows
+        follow at once (and if the turn dies in between, resuming redoes it, as for any interrupted turn)."""
+        run, now = self.run, timezone.now()
+        self.message = Message(
+            public_id=new_id(Message.id_kind), created_at=now, project_id=run.project_id, thread=run.thread,
+            role=Message.Role.ASSISTANT, content=[], status=Message.Status.IN_PROGRESS,
+            assistant_public_id=run.assistant_public_id, run_public_id=run.public_id)
+        self.message_step = RunStep(
+            public_id=new_id(RunStep.id_kind), created_at=now, project_id=run.project_id, run=run,
+            thread=run.thread, type=RunStep.Type.MESSAGE_CREATION, turn=self.number,
+            step_details={"type": "message_creation", "message_creation": {"message_id": self.message.public_id}})
+        self.text.append(first_piece)
+        step, message = step_out(self.message_step, include=run.include), message_out(self.message)
         events.emit_many(run.public_id, [("thread.run.step.created", step), ("thread.run.step.in_progress", step),
                                          ("thread.message.created", message),
-                                         ("thread.message.in_progress", message)])
+                                         ("thread.message.in_progress", message),
+                                         ("thread.message.delta", self._delta({"value": first_piece,
+                                                                                "annotations": []}))])
+        with transaction.atomic():
+            for row in (self.message, self.message_step):
+                # raw: keep the created_at the events carry (auto_now_add would stamp a new one)
+                row.save_base(raw=True, force_insert=True)
 
     def close_message(self, *, incomplete_reason: str | None = None, usage: dict | None = None,
                       search_calls: list[dict] = (), step_status: str = RunStep.Status.COMPLETED) -> None:
@@ -190,7 +201,8 @@ def run_execute(*, run_id: int, task_id: str) -> None:
 
 
 def _execute(run: Run) -> None:
-    done = _resume_point(run)
+    # the claim that first starts a run stamps started_at and heartbeat_at alike: nothing to resume yet
+    done = 0 if run.started_at == run.heartbeat_at else _resume_point(run)
     usage = run.usage or dict(ZERO_USAGE)
     for number in range(done + 1, done + 1 + settings.RUN_MAX_STEPS + 1):
         if number > settings.RUN_MAX_STEPS:

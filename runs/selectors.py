@@ -10,10 +10,6 @@ from assistants_project.api.pagination import in_parent
 from runs.models import Run, RunStep
 
 
-def thread_active_run(*, thread: Thread) -> Run | None:
-    return Run.objects.filter(thread=thread, status__in=Run.ACTIVE).first()
-
-
 def run_list(*, thread: Thread) -> QuerySet[Run]:
     """Page with ``paginate(..., parent_field="thread_id")``."""
     return in_parent(Run.objects.all(), parent_field="thread_id", parent_id=thread.pk)

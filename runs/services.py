@@ -10,7 +10,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from assistants.models import Assistant, Message, Project, Thread
@@ -18,7 +19,6 @@ from assistants.selectors import assistant_get, thread_get
 from assistants_project.api.errors import InvalidRequest, OpenAIError
 from runs import events, llm
 from runs.models import Run, RunStep
-from runs.selectors import thread_active_run
 from runs.serializers import run_out, step_out
 
 logger = logging.getLogger(__name__)
@@ -35,8 +35,8 @@ def _enqueue(run: Run, *, task_id: str | None = None) -> None:
     transaction.on_commit(lambda: run_execute.apply_async(args=[run.pk], task_id=task_id))
 
 
-def _active_run_error(thread: Thread, run: Run) -> InvalidRequest:
-    return InvalidRequest(f"Thread {thread.public_id} already has an active run {run.public_id}.")
+def _active_run_error(thread: Thread, run_id: str) -> InvalidRequest:
+    return InvalidRequest(f"Thread {thread.public_id} already has an active run {run_id}.")
 
 
 def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: bool | None = None,
@@ -46,10 +46,10 @@ def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: b
     from assistants.services import message_create
 
     with transaction.atomic():
-        thread = thread_get(project=project, thread_id=thread_id, for_update=True)  # serialises creators
-        active = thread_active_run(thread=thread)
-        if active is not None:
-            raise _active_run_error(thread, active)
+        # The thread's row lock serialises creators (a run, a message) on the thread.
+        thread = thread_get(project=project, thread_id=thread_id, for_update=True, with_active_run=True)
+        if thread.active_run_id is not None:
+            raise _active_run_error(thread, thread.active_run_id)
         assistant = assistant_get(project=project, assistant_id=assistant_id)
         fields = _effective_options(assistant, options)
         for index, message in enumerate(additional_messages or []):
@@ -217,8 +217,9 @@ def run_submit_tool_outputs(*, run: Run, tool_outputs: list[dict]) -> tuple[Run,
             step.status, step.completed_at = RunStep.Status.COMPLETED, now
             step.save(update_fields=["step_details", "status", "completed_at"])
             events.emit_on_commit(run.public_id, "thread.run.step.completed", step_out(step))
-        run.status, run.required_action = Run.Status.QUEUED, None
-        run.save(update_fields=["status", "required_action"])
+        # attempts counts the claims of one stretch of work: the recovery limit applies afresh to each
+        run.status, run.required_action, run.attempts = Run.Status.QUEUED, None, 0
+        run.save(update_fields=["status", "required_action", "attempts"])
         events.emit_on_commit(run.public_id, "thread.run.queued", run_out(run))
         _enqueue(run)
     return run, after
@@ -230,6 +231,14 @@ def run_submit_tool_outputs(*, run: Run, tool_outputs: list[dict]) -> tuple[Run,
 def run_claim(*, run_id: int, task_id: str) -> Run | None:
     """The worker's entry: QUEUED → IN_PROGRESS for the task that owns the run. A redelivery of the owning
     task resumes an IN_PROGRESS run; any other delivery (duplicate, stale, finished run) is a no-op."""
+    now = timezone.now()
+    # The common case first, in one statement: a queued run taken by the task that owns it.
+    if Run.objects.filter(pk=run_id, status=Run.Status.QUEUED, claimed_by=task_id).update(
+            status=Run.Status.IN_PROGRESS, started_at=Coalesce("started_at", Value(now)), heartbeat_at=now,
+            attempts=F("attempts") + 1):
+        run = Run.objects.select_related("thread").get(pk=run_id)
+        events.emit(run.public_id, "thread.run.in_progress", run_out(run))
+        return run
     with transaction.atomic():
         run = Run.objects.select_for_update(of=("self",)).select_related("thread").filter(pk=run_id).first()
         if run is None or run.status in Run.TERMINAL or run.status == Run.Status.REQUIRES_ACTION:
@@ -239,7 +248,6 @@ def run_claim(*, run_id: int, task_id: str) -> Run | None:
         if run.status == Run.Status.CANCELLING:
             transaction.on_commit(lambda: run_finish_cancel(run_id=run_id))
             return None
-        now = timezone.now()
         run.claimed_by, run.heartbeat_at, run.attempts = task_id, now, run.attempts + 1
         fields = ["claimed_by", "heartbeat_at", "attempts"]
         if run.status == Run.Status.QUEUED:

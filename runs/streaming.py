@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
+from django.conf import settings
 from django.db import connection
 from django.http import StreamingHttpResponse
 
@@ -14,8 +15,10 @@ from runs.events import END_EVENTS, stream_key
 
 logger = logging.getLogger(__name__)
 
-BLOCK_MS = 10_000  # a keep-alive comment goes out whenever nothing happened for this long
 DONE = b"event: done\ndata: [DONE]\n\n"
+# A comment *line*, with no blank line after it: the Python SDK's decoder turns a blank line into an (empty,
+# unparseable) event once any event carried an ``id:``, where the SSE spec would dispatch nothing.
+KEEP_ALIVE = b": keep-alive\n"
 
 
 def _frame(entry_id: str, event: str, data: str) -> bytes:
@@ -25,12 +28,13 @@ def _frame(entry_id: str, event: str, data: str) -> bytes:
 async def run_events(run_public_id: str, after: str = "0-0"):
     """Every event after ``after`` up to and including the next end event (requires_action or terminal)."""
     key, cursor = stream_key(run_public_id), after or "0-0"
+    block_ms = max(1, round(settings.STREAM_KEEPALIVE_SECONDS * 1000))
     try:
         client = async_redis_client()
         while True:
-            batch = await client.xread({key: cursor}, block=BLOCK_MS, count=500)
+            batch = await client.xread({key: cursor}, block=block_ms, count=500)
             if not batch:
-                yield b": keep-alive\n\n"
+                yield KEEP_ALIVE
                 continue
             for raw_id, fields in batch[0][1]:
                 cursor = raw_id.decode()

@@ -51,6 +51,7 @@ def e2e_env(fake_base_url: str, **extra: str) -> dict[str, str]:
         MODEL_ALIASES_FILE=str(E2E_DATA_DIR / "models.yaml"),
         LLM_NUM_RETRIES="1",
         LLM_RETRY_BACKOFF_SECONDS="0.1",
+        STREAM_KEEPALIVE_SECONDS="0.3",  # every stream that waits a moment carries keep-alive lines
     )
     env.update(extra)
     return env

@@ -285,3 +285,19 @@ def test_keepalive_comment_is_ignored_by_clients():
     body = b": keep-alive\n\nid: 1-0\nevent: thread.run.completed\ndata: {}\n\nevent: done\ndata: [DONE]\n\n"
     lines = [line for line in body.decode().split("\n") if line and not line.startswith(":")]
     assert lines[0] == "id: 1-0" and httpx is not None
+
+
+def test_keep_alive_lines_do_not_break_the_sdks_decoder(live, client, assistant):
+    """A provider slow to answer: the stream carries keep-alive lines (STREAM_KEEPALIVE_SECONDS is 0.3 s in the
+    e2e stack) after events with ids, and the SDK still sees exactly the run's events."""
+    live.fake.add_rule("think first", text="ready now", first_token_delay=1.2)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "think first"}])
+    with live.http() as http, http.stream("POST", f"/threads/{thread.id}/runs",
+                                          json={"assistant_id": assistant.id, "stream": True}) as response:
+        raw = "".join(response.iter_text())
+    assert ": keep-alive" in raw and raw.index(": keep-alive") > raw.index("id: ")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "think first"}])
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        names = collapse(event.event for event in stream)
+        text = stream.get_final_messages()[0].content[0].text.value
+    assert names == TEXT_RUN and text == "ready now"
