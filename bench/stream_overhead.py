@@ -68,8 +68,8 @@ def server_ttft(http: httpx.Client, assistant_id: str) -> float:
     return elapsed
 
 
-def concurrent(fn, n: int, per_worker: int) -> list[float]:
-    out: list[float] = []
+def concurrent(fn, n: int, per_worker: int) -> list:
+    out: list = []
     lock = threading.Lock()
 
     def work():
@@ -110,9 +110,12 @@ def main() -> None:
             server_ttft(http, assistant)
         rows = []
         for streams in (1, 50):
-            per = max(1, args.samples // streams) if streams == 1 else 2
-            direct = concurrent(lambda: direct_ttft(fake_url), streams, per)
-            server = concurrent(lambda: server_ttft(http, assistant), streams, per)
+            if streams == 1:  # direct and server calls alternate, so drift in the machine's speed hits both
+                pairs = concurrent(lambda: (direct_ttft(fake_url), server_ttft(http, assistant)), 1, args.samples)
+                direct, server = [d for d, _ in pairs], [s for _, s in pairs]
+            else:  # 50 direct streams at once, then 50 through the server at once
+                direct = concurrent(lambda: direct_ttft(fake_url), streams, 2)
+                server = concurrent(lambda: server_ttft(http, assistant), streams, 2)
             d50, s50 = statistics.median(direct), statistics.median(server)
             rows.append((streams, len(server), d50 * 1000, pct(direct, 0.99) * 1000, s50 * 1000,
                          pct(server, 0.99) * 1000, (s50 - d50) * 1000, (pct(server, 0.99) - d50) * 1000))

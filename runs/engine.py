@@ -7,6 +7,7 @@ they happen. No row lock is held across a model call; every final write is a com
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -23,6 +24,8 @@ from runs.prompt import FILE_SEARCH_FUNCTION, PromptTooLong, build_prompt
 from runs.serializers import step_out
 
 logger = logging.getLogger(__name__)
+# While a model streams, the cancel flag (a Redis read) is checked this often, not per chunk.
+CANCEL_CHECK_SECONDS = 0.05
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 
@@ -244,9 +247,12 @@ def _model_turn(run: Run, number: int, max_tokens: int | None) -> Turn:
         parallel_tool_calls=run.parallel_tool_calls, response_format=_response_format(run),
         temperature=run.temperature, top_p=run.top_p, max_tokens=max_tokens, reasoning_effort=run.reasoning_effort)
     try:
+        checked = time.monotonic()  # the claim (or the previous turn) has just checked
         for delta in stream:
-            if events.cancel_requested(run.public_id):
-                raise Cancelled
+            if time.monotonic() - checked >= CANCEL_CHECK_SECONDS:
+                if events.cancel_requested(run.public_id):
+                    raise Cancelled
+                checked = time.monotonic()
             if isinstance(delta, llm.TextDelta):
                 turn.add_text(delta.text)
             elif isinstance(delta, llm.ToolCallDelta):
