@@ -203,5 +203,14 @@ def api_key_revoke(*, raw: str) -> bool:
 
     from assistants.models import ApiKey, hash_key
 
-    return bool(ApiKey.objects.filter(key_hash=hash_key(raw), revoked_at__isnull=True)
-                .update(revoked_at=timezone.now()))
+    revoked = ApiKey.objects.filter(key_hash=hash_key(raw), revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_key_cache_forget(key_hash=hash_key(raw))  # update() sends no signal
+    return bool(revoked)
+
+
+def api_key_cache_forget(*, key_hash: str) -> None:
+    """Drop a key from the authentication cache (see selectors.api_key_project). If Redis cannot be reached the
+    entry cannot be dropped either, so that is an error: the key would stay valid up to a minute."""
+    from assistants_project.redis import redis_client
+
+    redis_client().delete(f"apikey:{key_hash}")

@@ -35,6 +35,26 @@ def test_revoked_key_is_401(project, anon_api):
     assert_error(anon_api.get("/v1/assistants"), 401, code="invalid_api_key")
 
 
+@pytest.mark.parametrize("how", ["admin edit", "key deleted", "project deleted"])
+def test_a_key_revoked_any_way_stops_working_at_once(project, anon_api, how):
+    """Valid keys are cached (in Redis) for speed: every way of invalidating one must reach that cache."""
+    from django.utils import timezone
+
+    raw = api_key_create(project=project)
+    anon_api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert anon_api.get("/v1/assistants").status_code == 200  # now cached
+    assert anon_api.get("/v1/assistants").status_code == 200  # answered from the cache
+    key = ApiKey.objects.get(project=project)
+    if how == "admin edit":
+        key.revoked_at = timezone.now()
+        key.save()
+    elif how == "key deleted":
+        ApiKey.objects.filter(pk=key.pk).delete()
+    else:
+        project.delete()
+    assert_error(anon_api.get("/v1/assistants"), 401, code="invalid_api_key")
+
+
 def test_keys_are_stored_hashed(project):
     raw = api_key_create(project=project)
     key = ApiKey.objects.get()

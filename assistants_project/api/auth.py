@@ -26,7 +26,7 @@ class BearerKeyAuthentication(BaseAuthentication):
     keyword = b"bearer"
 
     def authenticate(self, request):
-        from assistants.selectors import api_key_for_raw
+        from assistants.selectors import api_key_project
 
         parts = get_authorization_header(request).split()
         if not parts:
@@ -36,14 +36,15 @@ class BearerKeyAuthentication(BaseAuthentication):
                 "You didn't provide an API key. You need to provide your API key in an Authorization header "
                 "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
         raw = parts[1].decode(errors="replace")
-        key = api_key_for_raw(raw)
-        if key is None:
+        found = api_key_project(raw)
+        if found is None:
             raise AuthenticationFailed(
                 f"Incorrect API key provided: {_masked(raw)}. You can create or revoke keys with "
                 "'python manage.py createapikey'.",
                 code="invalid_api_key",
             )
-        return ProjectPrincipal(project=key.project, api_key_id=key.pk), key
+        project, key_id = found
+        return ProjectPrincipal(project=project, api_key_id=key_id), key_id
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
