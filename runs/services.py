@@ -9,7 +9,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -65,10 +65,38 @@ def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: b
             expires_at=timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS),
             include=list(include or []), claimed_by=str(uuid.uuid4()), **fields)
         body = run_out(run)
-        opening = [*lead_events, ("thread.run.created", body), ("thread.run.queued", body)]
-        transaction.on_commit(lambda: events.emit_many(run.public_id, opening))
-        _enqueue(run, task_id=run.claimed_by)
+        _start_early(run, [*lead_events, ("thread.run.created", body), ("thread.run.queued", body)])
     return run
+
+
+# Advisory-lock namespace: "a transaction is creating this run" (the second key is the run's pk, folded to int4).
+RUN_CREATION_LOCK = 0x52554E
+
+
+def _creation_lock_keys(run_pk: int) -> list[int]:
+    return [RUN_CREATION_LOCK, run_pk % 2_147_483_647]
+
+
+def _start_early(run: Run, opening: list[tuple[str, dict]]) -> None:
+    """Send a new run's task *before* its transaction commits, so the worker gets going while it does (the run's
+    first token is that much sooner): the task's claim first waits for this transaction, which holds the run's
+    creation lock to its end. The opening events go out first, so they precede whatever the worker emits. On a
+    rollback the task finds no run to claim and the events are in a stream nobody reads."""
+    from runs.tasks import run_execute
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", _creation_lock_keys(run.pk))
+    events.emit_many(run.public_id, opening)
+    try:
+        run_execute.apply_async(args=[run.pk], task_id=run.claimed_by)
+    except Exception:  # the broker is down: the run stays queued and the sweeper sends it again
+        logger.exception("could not enqueue %s", run.public_id)
+
+
+def run_creation_wait(*, run_id: int) -> None:
+    """Return once no transaction is creating the run any more (at once, normally)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", _creation_lock_keys(run_id))
 
 
 def _effective_options(assistant: Assistant, options: dict) -> dict:
@@ -231,6 +259,7 @@ def run_submit_tool_outputs(*, run: Run, tool_outputs: list[dict]) -> tuple[Run,
 def run_claim(*, run_id: int, task_id: str) -> Run | None:
     """The worker's entry: QUEUED → IN_PROGRESS for the task that owns the run. A redelivery of the owning
     task resumes an IN_PROGRESS run; any other delivery (duplicate, stale, finished run) is a no-op."""
+    run_creation_wait(run_id=run_id)  # a task sent before its run's creation committed
     now = timezone.now()
     # The common case first, in one statement: a queued run taken by the task that owns it.
     if Run.objects.filter(pk=run_id, status=Run.Status.QUEUED, claimed_by=task_id).update(

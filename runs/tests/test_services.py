@@ -1,8 +1,12 @@
 """Claim and compare-and-set logic, called directly (no eager Celery): redelivery, races, the sweeper."""
 
+import contextlib
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from assistants.models import Assistant, Message, Thread
@@ -32,17 +36,39 @@ def no_model(monkeypatch):
     return calls
 
 
-def test_create_enqueues_after_commit_under_the_recorded_task_id(project, django_capture_on_commit_callbacks,
-                                                                 monkeypatch):
-    sent = []
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+def test_the_task_is_sent_before_commit_and_its_claim_waits_for_the_commit(project, monkeypatch, outcome):
+    """The worker starts while the run's transaction commits; it must never act on an uncommitted run."""
+    sent, claimed = [], {}
     monkeypatch.setattr("runs.tasks.run_execute.apply_async", lambda **kw: sent.append(kw))
     assistant = Assistant.objects.create(project=project, model="gpt-4o-mini")
     thread = Thread.objects.create(project=project)
-    with django_capture_on_commit_callbacks(execute=True):
-        run = services.run_create(project=project, thread_id=thread.public_id, assistant_id=assistant.public_id)
-        assert sent == []  # nothing leaves before commit
-    run.refresh_from_db()
-    assert sent == [{"args": [run.pk], "task_id": run.claimed_by}]
+
+    def worker():
+        try:
+            claimed["run"] = services.run_claim(run_id=sent[0]["args"][0], task_id=sent[0]["task_id"])
+            claimed["at"] = time.monotonic()
+        finally:
+            connection.close()
+
+    with pytest.raises(RuntimeError) if outcome == "rollback" else contextlib.nullcontext():
+        with transaction.atomic():
+            run = services.run_create(project=project, thread_id=thread.public_id, assistant_id=assistant.public_id)
+            assert sent == [{"args": [run.pk], "task_id": run.claimed_by}]  # sent already
+            claimer = threading.Thread(target=worker)
+            claimer.start()
+            time.sleep(0.3)
+            assert claimer.is_alive() and not claimed  # the claim waits for this transaction
+            ended_at = time.monotonic()
+            if outcome == "rollback":
+                raise RuntimeError("the request failed after all")
+    claimer.join(5)
+    assert claimed["at"] >= ended_at
+    if outcome == "commit":
+        assert claimed["run"].status == Run.Status.IN_PROGRESS and claimed["run"].pk == run.pk
+    else:
+        assert claimed["run"] is None and not Run.objects.exists()
 
 
 def test_claim_moves_queued_to_in_progress_once(run):
