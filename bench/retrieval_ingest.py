@@ -42,6 +42,7 @@ class InstantEmbeddings:
         rng = random.Random(7)
         self._pools: dict[int, list[str]] = {}
         self._rng, self._pool = rng, pool
+        self._lock, self._served = threading.Lock(), 0
         self.requests = 0
         outer = self
 
@@ -54,8 +55,8 @@ class InstantEmbeddings:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                vectors = outer._vectors(int(body.get("dimensions") or 1536), body.get("encoding_format"))
-                items = ",".join(f'{{"object":"embedding","index":{i},"embedding":{vectors[i % len(vectors)]}}}'
+                vector = outer._vector_maker(int(body.get("dimensions") or 1536), body.get("encoding_format"))
+                items = ",".join(f'{{"object":"embedding","index":{i},"embedding":{vector()}}}'
                                  for i in range(len(inputs)))
                 data = (f'{{"object":"list","model":"{body.get("model")}","data":[{items}],'
                         f'"usage":{{"prompt_tokens":1,"total_tokens":1}}}}').encode()
@@ -70,15 +71,31 @@ class InstantEmbeddings:
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def _vectors(self, dims: int, encoding: str | None) -> list[str]:
-        """JSON fragments: float arrays, or base64 float32 strings as the real API sends for base64."""
+    def _vector_maker(self, dims: int, encoding: str | None):
+        """Every vector distinct (as real embeddings are: HNSW stores an exact duplicate as a mere extra heap
+        pointer, which would make indexing look far cheaper than it is), yet next to free: the first part of one
+        pool vector joined to the rest of another, both pre-serialised (float arrays, or base64 float32 as the
+        real API sends for base64). The split falls on a multiple of 3 floats, so base64 halves join cleanly."""
         key = (dims, encoding == "base64")
         if key not in self._pools:
+            split = max(3, dims // 6 * 3)
             vectors = [[self._rng.uniform(-1, 1) for _ in range(dims)] for _ in range(self._pool)]
-            self._pools[key] = [
-                json.dumps(base64.b64encode(struct.pack(f"<{dims}f", *v)).decode()) if key[1]
-                else json.dumps([round(x, 6) for x in v]) for v in vectors]
-        return self._pools[key]
+            if key[1]:
+                parts = [(base64.b64encode(struct.pack(f"<{split}f", *v[:split])).decode(),
+                          base64.b64encode(struct.pack(f"<{dims - split}f", *v[split:])).decode()) for v in vectors]
+            else:
+                parts = [(",".join(f"{x:.6f}" for x in v[:split]), ",".join(f"{x:.6f}" for x in v[split:]))
+                         for v in vectors]
+            self._pools[key] = parts
+        parts, pool = self._pools[key], self._pool
+        wrap = (lambda a, b: f'"{a}{b}"') if key[1] else (lambda a, b: f"[{a},{b}]")
+
+        def vector() -> str:
+            with self._lock:
+                n = self._served
+                self._served += 1
+            return wrap(parts[n % pool][0], parts[(n // pool + n) % pool][1])
+        return vector
 
     @property
     def base_url(self) -> str:
