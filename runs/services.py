@@ -58,14 +58,16 @@ def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: b
             except OpenAIError as exc:
                 exc.param = f"additional_messages[{index}].{exc.param}" if exc.param else "additional_messages"
                 raise
+        run_pk, task_id = _send_early()
         # The thread's row lock makes the check above race-free; the database's one-active-run constraint is
         # the backstop.
         run = Run.objects.create(
-            project=project, thread=thread, assistant=assistant, assistant_public_id=assistant.public_id,
+            pk=run_pk, project=project, thread=thread, assistant=assistant, assistant_public_id=assistant.public_id,
             expires_at=timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS),
-            include=list(include or []), claimed_by=str(uuid.uuid4()), **fields)
+            include=list(include or []), claimed_by=task_id, **fields)
         body = run_out(run)
-        _start_early(run, [*lead_events, ("thread.run.created", body), ("thread.run.queued", body)])
+        # Before the commit, so before the worker can claim the run: these precede whatever it emits.
+        events.emit_many(run.public_id, [*lead_events, ("thread.run.created", body), ("thread.run.queued", body)])
     return run
 
 
@@ -77,20 +79,22 @@ def _creation_lock_keys(run_pk: int) -> list[int]:
     return [RUN_CREATION_LOCK, run_pk % 2_147_483_647]
 
 
-def _start_early(run: Run, opening: list[tuple[str, dict]]) -> None:
-    """Send a new run's task *before* its transaction commits, so the worker gets going while it does (the run's
-    first token is that much sooner): the task's claim first waits for this transaction, which holds the run's
-    creation lock to its end. The opening events go out first, so they precede whatever the worker emits. On a
-    rollback the task finds no run to claim and the events are in a stream nobody reads."""
+def _send_early() -> tuple[int, str]:
+    """Draw the new run's id and send its task at once, *before* the row is even written, so the worker gets going
+    while this transaction finishes (the run's first token is that much sooner). The task's claim first waits
+    for this transaction, which holds the run's creation lock to its end; on a rollback it finds no run."""
     from runs.tasks import run_execute
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", _creation_lock_keys(run.pk))
-    events.emit_many(run.public_id, opening)
+        cursor.execute("SELECT id, pg_advisory_xact_lock(%s, (id %% 2147483647)::int) FROM "
+                       "(SELECT nextval(pg_get_serial_sequence('runs_run', 'id')) AS id) AS drawn", [RUN_CREATION_LOCK])
+        run_pk = cursor.fetchone()[0]
+    task_id = str(uuid.uuid4())
     try:
-        run_execute.apply_async(args=[run.pk], task_id=run.claimed_by)
+        run_execute.apply_async(args=[run_pk], task_id=task_id)
     except Exception:  # the broker is down: the run stays queued and the sweeper sends it again
-        logger.exception("could not enqueue %s", run.public_id)
+        logger.exception("could not enqueue run %s", run_pk)
+    return run_pk, task_id
 
 
 def run_creation_wait(*, run_id: int) -> None:
