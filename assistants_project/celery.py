@@ -1,9 +1,21 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
 
 app = Celery("assistants_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _preload(**kwargs):
+    """Load what the first run or file would otherwise wait for (LiteLLM's import, the tokenizer's tables: a few
+    seconds together) before the worker takes tasks."""
+    import litellm  # noqa: F401
+
+    from retrieval.tokens import get_encoding
+
+    get_encoding()
