@@ -7,7 +7,7 @@ fusion (RRF). Used by ``POST /v1/vector_stores/{id}/search`` and by the runs' fi
 - Vector side: for small scopes an exact scan; otherwise the HNSW index, ``hnsw.ef_search`` raised in proportion
   to how little of the table the scope covers and again (up to 1000) when the filter leaves too few rows. With
   pgvector < 0.8 (no iterative scans) a small store inside a huge table can therefore get fewer vector
-  candidates than asked; the full-text side is unaffected. The query is embedded in a thread meanwhile.
+  candidates than asked; the full-text side is unaffected. This side runs in a thread, beside the other.
 - Text side: candidates from the query's selective terms (Postgres' own lexeme statistics say which), chunks with
   all of them first, then chunks with any, each side capped; ranked by ts_rank.
 - Score: the RRF sum divided by its best possible value over the retrievers that ran, so 1.0 means "ranked first
@@ -103,17 +103,18 @@ def search(*, project: Project, vector_store_ids: list[str | VectorStore], query
     if not text_scope.chunks:
         return []
     candidates = min(100, max(20, 3 * max_num_results))
-    # The query embedding (a network call) runs while Postgres answers the full-text side.
-    pending = _EMBEDDER.submit(embeddings.embed, queries, config=config, retries=1) if (
-        config and vector_scope.chunks) else None
+    # The vector side (the query's embedding, a network call, then the nearest-neighbour queries) runs in another
+    # thread while this one asks Postgres for the full-text side. Its queries use that thread's own connection,
+    # unless a transaction is open here (whose rows would be invisible there): then they run here, after.
+    own_connection = not connection.in_atomic_block
+    pending = _VECTOR_SIDE.submit(_vector_lists, vector_scope, queries, config, candidates,
+                                  query=own_connection) if (config and vector_scope.chunks) else None
     lists = _text_lists(text_scope, terms, candidates)
     if pending is not None:
-        try:
-            vectors = pending.result()
-        except embeddings.EmbeddingError as exc:
-            logger.warning("Query embedding failed; searching by keywords only: %s", exc)
-        else:
-            lists += [_nearest(vector_scope, vector, config.dimensions, candidates) for vector in vectors]
+        vectors, nearest = pending.result()
+        if vectors is not None and nearest is None:
+            nearest = [_nearest(vector_scope, vector, config.dimensions, candidates) for vector in vectors]
+        lists += nearest or []
     if not lists:
         return []
     best = len(lists) / (RRF_K + 1)
@@ -130,7 +131,23 @@ def search(*, project: Project, vector_store_ids: list[str | VectorStore], query
     return results
 
 
-_EMBEDDER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="query-embedding")
+_VECTOR_SIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="search-vector-side")
+
+
+def _vector_lists(scope: _Scope, queries: list[str], config: embeddings.EmbeddingConfig, candidates: int, *,
+                  query: bool) -> tuple[list | None, list[list[int]] | None]:
+    """(the queries' vectors, and with ``query`` their nearest chunks); (None, None) if embedding failed."""
+    try:
+        vectors = embeddings.embed(queries, config=config, retries=1)
+    except embeddings.EmbeddingError as exc:
+        logger.warning("Query embedding failed; searching by keywords only: %s", exc)
+        return None, None
+    if not query:
+        return vectors, None
+    try:
+        return vectors, [_nearest(scope, vector, config.dimensions, candidates) for vector in vectors]
+    finally:
+        connection.close()  # this thread's connection, back to the pool
 
 
 def normalize_queries(query: str | list[str]) -> list[str]:
