@@ -46,6 +46,19 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
+def env_seconds(name: str, default: float, *, minimum: float, maximum: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r}: must be a number of seconds") from None
+    if not minimum <= value <= maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r}: must be between {minimum} and {maximum}")
+    return value
+
+
 DATA_DIR = Path(env_str("ASSISTANTS_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -242,4 +255,5 @@ LLM_RETRY_BACKOFF_SECONDS = float(env_str("LLM_RETRY_BACKOFF_SECONDS", "1") or 1
 RUN_SWEEP_INTERVAL_SECONDS = env_int("RUN_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
 RUN_HEARTBEAT_TIMEOUT_SECONDS = env_int("RUN_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=3)
 RUN_EXPIRES_SECONDS = env_int("RUN_EXPIRES_SECONDS", 600, minimum=10)
-STREAM_KEEPALIVE_SECONDS = float(env_str("STREAM_KEEPALIVE_SECONDS", "10") or 10)
+# below the 60 s read timeout of the Redis client that waits for events (assistants_project/redis.py)
+STREAM_KEEPALIVE_SECONDS = env_seconds("STREAM_KEEPALIVE_SECONDS", 10.0, minimum=0.05, maximum=50.0)
