@@ -368,11 +368,13 @@ def runs_sweep() -> dict:
         outcome = run_recover(run_id=run_id, stale_before=stale)
         if outcome:
             counts[outcome] += 1
-    for run_id in ids(status=Run.Status.QUEUED, created_at__lt=stale, heartbeat_at__isnull=True):
+    # Queued and silent (never claimed, or back in the queue after a tool round): its task may be lost. A new task
+    # takes over the run (the old one, if it turns up, is then a no-op), once per stale window while it waits.
+    for run_id in ids(silent, status=Run.Status.QUEUED):
         with transaction.atomic():
-            run = Run.objects.select_for_update().filter(pk=run_id, status=Run.Status.QUEUED).first()
+            run = Run.objects.select_for_update().filter(silent, pk=run_id, status=Run.Status.QUEUED).first()
             if run is not None:
-                run.heartbeat_at = now  # one re-enqueue per stale window
+                run.heartbeat_at = now
                 run.save(update_fields=["heartbeat_at"])
                 _enqueue(run)
                 counts["requeued"] += 1

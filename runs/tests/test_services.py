@@ -151,6 +151,32 @@ def test_sweeper_recovers_a_dead_worker_once_then_fails(run, settings, django_ca
     assert "stopped unexpectedly" in stored.last_error["message"]
 
 
+@pytest.mark.parametrize("when", ["never claimed", "after a tool round"])
+def test_sweeper_resends_a_queued_run_whose_task_was_lost_every_stale_window(
+        run, settings, django_capture_on_commit_callbacks, monkeypatch, when):
+    sent = []
+    monkeypatch.setattr("runs.tasks.run_execute.apply_async", lambda **kw: sent.append(kw))
+    long_ago = timezone.now() - timedelta(seconds=settings.RUN_HEARTBEAT_TIMEOUT_SECONDS + 5)
+    if when == "never claimed":
+        Run.objects.filter(pk=run.pk).update(created_at=long_ago)
+    else:  # claimed and beating once, then queued again by submit_tool_outputs, whose task never arrived
+        Run.objects.filter(pk=run.pk).update(created_at=long_ago, heartbeat_at=long_ago, attempts=0,
+                                              started_at=long_ago)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.runs_sweep()["requeued"] == 1
+        assert services.runs_sweep()["requeued"] == 0  # not again within the window
+    first = Run.objects.get(pk=run.pk)
+    assert sent == [{"args": [run.pk], "task_id": first.claimed_by}] and first.claimed_by != run.claimed_by
+    assert services.run_claim(run_id=run.pk, task_id=run.claimed_by) is None  # the lost task, if it turns up
+
+    Run.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)  # still nobody took it
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.runs_sweep()["requeued"] == 1
+    second = Run.objects.get(pk=run.pk)
+    assert len(sent) == 2 and second.claimed_by not in (run.claimed_by, first.claimed_by)
+    assert services.run_claim(run_id=run.pk, task_id=second.claimed_by).status == Run.Status.IN_PROGRESS
+
+
 def test_resumed_run_discards_the_interrupted_turn(run, monkeypatch):
     from runs import llm
 
