@@ -27,13 +27,17 @@ def api_key_for_raw(raw: str) -> ApiKey | None:
     )
 
 
+def api_key_cache_key(key_hash: str) -> str:
+    return f"apikey:{key_hash}"
+
+
 def api_key_project(raw: str) -> tuple[Project, int] | None:
     """(project, API key id) of a valid key, or None. Every request asks, so valid keys are cached in Redis a
     minute (api_key_cache_forget drops an entry whenever a key is revoked, changed or deleted); unknown keys are
     not cached, and without Redis the database answers."""
     from assistants_project.redis import redis_client
 
-    cache_key = f"apikey:{hash_key(raw)}"
+    cache_key = api_key_cache_key(hash_key(raw))
     try:
         cached = redis_client().get(cache_key)
     except Exception:

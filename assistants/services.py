@@ -211,6 +211,7 @@ def api_key_revoke(*, raw: str) -> bool:
 def api_key_cache_forget(*, key_hash: str) -> None:
     """Drop a key from the authentication cache (see selectors.api_key_project). If Redis cannot be reached the
     entry cannot be dropped either, so that is an error: the key would stay valid up to a minute."""
+    from assistants.selectors import api_key_cache_key
     from assistants_project.redis import redis_client
 
-    redis_client().delete(f"apikey:{key_hash}")
+    redis_client().delete(api_key_cache_key(key_hash))

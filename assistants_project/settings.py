@@ -33,30 +33,27 @@ def env_bool(name: str, default: bool) -> bool:
     return value in ("true", "1", "yes")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def _env_number(name: str, default, *, parse, kind: str, minimum=None, maximum=None):
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r}: must be a whole number") from None
+        raise ImproperlyConfigured(f"{name}={raw!r}: must be {kind}") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={raw!r}: must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r}: must be at most {maximum}")
     return value
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    return _env_number(name, default, parse=int, kind="a whole number", minimum=minimum)
 
 
 def env_seconds(name: str, default: float, *, minimum: float, maximum: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r}: must be a number of seconds") from None
-    if not minimum <= value <= maximum:
-        raise ImproperlyConfigured(f"{name}={raw!r}: must be between {minimum} and {maximum}")
-    return value
+    return _env_number(name, default, parse=float, kind="a number of seconds", minimum=minimum, maximum=maximum)
 
 
 DATA_DIR = Path(env_str("ASSISTANTS_DATA_DIR", str(BASE_DIR / "var"))).resolve()

@@ -183,6 +183,7 @@ def _scopes(project: Project, stores: list[VectorStore], spec: dict | None,
     """(full-text scope, vector scope, each query's lexemes) in one round trip, aggregated in SQL: a store with
     thousands of files costs no more than one with a few."""
     match, params = filter_sql(spec, "attributes") if spec else ("true", [])
+    store_pks = [s.pk for s in stores]
     model, dims = (config.model, config.dimensions) if config else ("", 0)
     sides = []
     for flag in ("readable", "embedded"):
@@ -201,9 +202,8 @@ def _scopes(project: Project, stores: list[VectorStore], spec: dict | None,
             f"SELECT {', '.join(sides)}, "
             "(SELECT json_agg(array(SELECT lexeme FROM unnest(to_tsvector(%s::regconfig, q.text)) ORDER BY lexeme) "
             " ORDER BY q.ord) FROM unnest(%s::text[]) WITH ORDINALITY AS q(text, ord)) FROM f",
-            [*params, *params, model, dims, project.pk, [s.pk for s in stores], TEXT_SEARCH_CONFIG, queries])
+            [*params, *params, model, dims, project.pk, store_pks, TEXT_SEARCH_CONFIG, queries])
         row = cursor.fetchone()
-    store_pks = [s.pk for s in stores]
     text = _Scope(store_pks, chunks=row[1], excluded=row[2] or [], included=row[3])
     vector = _Scope(store_pks, chunks=row[5], excluded=row[6] or [], included=row[7])
     if text.included is not None and not text.included:

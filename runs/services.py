@@ -86,9 +86,9 @@ def _send_early() -> tuple[int, str]:
     from runs.tasks import run_execute
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT id, pg_advisory_xact_lock(%s, (id %% 2147483647)::int) FROM "
-                       "(SELECT nextval(pg_get_serial_sequence('runs_run', 'id')) AS id) AS drawn", [RUN_CREATION_LOCK])
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('runs_run', 'id'))")
         run_pk = cursor.fetchone()[0]
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", _creation_lock_keys(run_pk))
     task_id = str(uuid.uuid4())
     try:
         run_execute.apply_async(args=[run_pk], task_id=task_id)
