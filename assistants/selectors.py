@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from assistants.models import ApiKey, Assistant, Message, Project, Thread, hash_key
+from assistants_project import rows
 from assistants_project.api.errors import InvalidRequest, NotFoundError
 from assistants_project.api.pagination import in_parent
 
@@ -87,6 +88,32 @@ def thread_get(*, project: Project, thread_id: str, for_update: bool = False,
     if thread is None:
         raise NotFoundError(f"No thread found with id '{thread_id}'.")
     return thread
+
+
+def thread_for_run(*, project: Project, thread_id: str, assistant_id: str) -> tuple[Thread, Assistant | None]:
+    """What creating a run reads, in one round trip (it is on the path to a stream's first token): the thread,
+    row-locked, with its active run's public id as ``thread.active_run_id`` (or None), and the assistant (None if
+    the project has no such assistant)."""
+    from runs.models import Run
+
+    check_id_prefix(thread_id, prefix="thread", param="thread_id")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {rows.columns(Thread, 't')}, "
+            f"(SELECT r.public_id FROM {Run._meta.db_table} r WHERE r.thread_id = t.id AND r.status = ANY(%s) "
+            f"LIMIT 1), {rows.columns(Assistant, 'a')} "
+            f"FROM {Thread._meta.db_table} t LEFT JOIN {Assistant._meta.db_table} a "
+            "ON a.project_id = t.project_id AND a.public_id = %s "
+            "WHERE t.project_id = %s AND t.public_id = %s FOR UPDATE OF t",
+            [list(Run.ACTIVE), assistant_id, project.pk, thread_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFoundError(f"No thread found with id '{thread_id}'.")
+    split = len(Thread._meta.concrete_fields)
+    thread = rows.from_row(Thread, row[:split])
+    thread.active_run_id = row[split]
+    assistant = rows.from_row(Assistant, row[split + 1:]) if row[split + 1] is not None else None
+    return thread, assistant
 
 
 def message_list(*, thread: Thread, run_id: str | None = None) -> QuerySet[Message]:

@@ -1,7 +1,7 @@
 """Time to first text delta through the server minus time to first token of the same LiteLLM call made
 directly, against the fake LLM with a fixed per-token delay; p50/p99 at 1 and at 50 concurrent streams.
 
-    ASSISTANTS_DATA_DIR=var/bench .venv/bin/python bench/stream_overhead.py [--samples 100]
+    ASSISTANTS_DATA_DIR=var/bench .venv/bin/python bench/stream_overhead.py [--samples 100] [--streams 1,50]
 
 Starts its own fake LLM (a separate process) and `manage.py serve` on the embedded stack under
 ASSISTANTS_DATA_DIR (default var/bench).
@@ -89,6 +89,7 @@ def concurrent(fn, n: int, per_worker: int) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--streams", default="1,50", help="comma-separated concurrency levels (default 1,50)")
     args = parser.parse_args()
 
     fake, fake_url = start_fake()
@@ -109,7 +110,7 @@ def main() -> None:
             direct_ttft(fake_url)
             server_ttft(http, assistant)
         rows = []
-        for streams in (1, 50):
+        for streams in [int(n) for n in args.streams.split(",")]:
             if streams == 1:  # direct and server calls alternate, so drift in the machine's speed hits both
                 pairs = concurrent(lambda: (direct_ttft(fake_url), server_ttft(http, assistant)), 1, args.samples)
                 direct, server = [d for d, _ in pairs], [s for _, s in pairs]

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import logging
 import uuid
+import zlib
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
 from assistants.models import Assistant, Message, Project, Thread
-from assistants.selectors import assistant_get, thread_get
-from assistants_project.api.errors import InvalidRequest, OpenAIError
+from assistants.selectors import thread_for_run
+from assistants_project import rows
+from assistants_project.api.errors import InvalidRequest, NotFoundError, OpenAIError
 from runs import events, llm
 from runs.models import Run, RunStep
 from runs.serializers import run_out, step_out
@@ -47,10 +48,11 @@ def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: b
 
     with transaction.atomic():
         # The thread's row lock serialises creators (a run, a message) on the thread.
-        thread = thread_get(project=project, thread_id=thread_id, for_update=True, with_active_run=True)
+        thread, assistant = thread_for_run(project=project, thread_id=thread_id, assistant_id=assistant_id)
         if thread.active_run_id is not None:
             raise _active_run_error(thread, thread.active_run_id)
-        assistant = assistant_get(project=project, assistant_id=assistant_id)
+        if assistant is None:
+            raise NotFoundError(f"No assistant found with id '{assistant_id}'.")
         fields = _effective_options(assistant, options)
         for index, message in enumerate(additional_messages or []):
             try:
@@ -71,36 +73,31 @@ def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: b
     return run
 
 
-# Advisory-lock namespace: "a transaction is creating this run" (the second key is the run's pk, folded to int4).
+# Advisory-lock namespace: "a transaction is creating the run this task is for" (the second key is the task id's
+# CRC32, an int4: a collision only makes a claim wait for another run's creation to commit).
 RUN_CREATION_LOCK = 0x52554E
 
 
-def _creation_lock_keys(run_pk: int) -> list[int]:
-    return [RUN_CREATION_LOCK, run_pk % 2_147_483_647]
+def _creation_lock_keys(task_id: str) -> list[int]:
+    return [RUN_CREATION_LOCK, zlib.crc32(task_id.encode()) & 0x7FFFFFFF]
 
 
 def _send_early() -> tuple[int, str]:
     """Draw the new run's id and send its task at once, *before* the row is even written, so the worker gets going
     while this transaction finishes (the run's first token is that much sooner). The task's claim first waits
-    for this transaction, which holds the run's creation lock to its end; on a rollback it finds no run."""
+    for this transaction, which holds the task's creation lock to its end; on a rollback it finds no run."""
     from runs.tasks import run_execute
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence('runs_run', 'id'))")
-        run_pk = cursor.fetchone()[0]
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", _creation_lock_keys(run_pk))
     task_id = str(uuid.uuid4())
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT nextval(pg_get_serial_sequence('{Run._meta.db_table}', 'id')), "
+                       "pg_advisory_xact_lock(%s, %s)", _creation_lock_keys(task_id))
+        run_pk = cursor.fetchone()[0]
     try:
         run_execute.apply_async(args=[run_pk], task_id=task_id)
     except Exception:  # the broker is down: the run stays queued and the sweeper sends it again
         logger.exception("could not enqueue run %s", run_pk)
     return run_pk, task_id
-
-
-def run_creation_wait(*, run_id: int) -> None:
-    """Return once no transaction is creating the run any more (at once, normally)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", _creation_lock_keys(run_id))
 
 
 def _effective_options(assistant: Assistant, options: dict) -> dict:
@@ -263,15 +260,11 @@ def run_submit_tool_outputs(*, run: Run, tool_outputs: list[dict]) -> tuple[Run,
 def run_claim(*, run_id: int, task_id: str) -> Run | None:
     """The worker's entry: QUEUED → IN_PROGRESS for the task that owns the run. A redelivery of the owning
     task resumes an IN_PROGRESS run; any other delivery (duplicate, stale, finished run) is a no-op."""
-    run_creation_wait(run_id=run_id)  # a task sent before its run's creation committed
-    now = timezone.now()
-    # The common case first, in one statement: a queued run taken by the task that owns it.
-    if Run.objects.filter(pk=run_id, status=Run.Status.QUEUED, claimed_by=task_id).update(
-            status=Run.Status.IN_PROGRESS, started_at=Coalesce("started_at", Value(now)), heartbeat_at=now,
-            attempts=F("attempts") + 1):
-        run = Run.objects.select_related("thread").get(pk=run_id)
+    run = _claim_queued(run_id=run_id, task_id=task_id)
+    if run is not None:  # the common case
         events.emit(run.public_id, "thread.run.in_progress", run_out(run))
         return run
+    now = timezone.now()
     with transaction.atomic():
         run = Run.objects.select_for_update(of=("self",)).select_related("thread").filter(pk=run_id).first()
         if run is None or run.status in Run.TERMINAL or run.status == Run.Status.REQUIRES_ACTION:
@@ -289,6 +282,30 @@ def run_claim(*, run_id: int, task_id: str) -> Run | None:
             events.emit_on_commit(run.public_id, "thread.run.in_progress", run_out(run))
         run.save(update_fields=fields)
         return run
+
+
+def _claim_queued(*, run_id: int, task_id: str) -> Run | None:
+    """A queued run taken by the task that owns it, with its thread, in one round trip: first wait until no
+    transaction is creating the run (a task is sent before its run's creation commits), then the UPDATE, whose
+    statement sees that commit (read committed: each statement takes a new snapshot). None: not such a run."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(  # two statements in one message (Django's client-side binding cursor allows it)
+            "SELECT pg_advisory_xact_lock_shared(%s, %s); "
+            f"WITH r AS (UPDATE {Run._meta.db_table} SET status = %s, started_at = COALESCE(started_at, %s), "
+            "heartbeat_at = %s, attempts = attempts + 1 WHERE id = %s AND status = %s AND claimed_by = %s "
+            "RETURNING *) "
+            f"SELECT {rows.columns(Run, 'r')}, {rows.columns(Thread, 't')} "
+            f"FROM r JOIN {Thread._meta.db_table} t ON t.id = r.thread_id",
+            [*_creation_lock_keys(task_id), Run.Status.IN_PROGRESS, now, now, run_id, Run.Status.QUEUED, task_id])
+        cursor.nextset()
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(Run._meta.concrete_fields)
+    run = rows.from_row(Run, row[:split])
+    run.thread = rows.from_row(Thread, row[split:])
+    return run
 
 
 def run_finish(*, run: Run, status: str, now=None, **fields) -> bool:

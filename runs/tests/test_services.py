@@ -74,6 +74,10 @@ def test_the_task_is_sent_before_commit_and_its_claim_waits_for_the_commit(proje
 def test_claim_moves_queued_to_in_progress_once(run):
     claimed = services.run_claim(run_id=run.pk, task_id=run.claimed_by)
     assert claimed.status == Run.Status.IN_PROGRESS and claimed.started_at and claimed.attempts == 1
+    # the claim reads the run and its thread back from hand-written SQL: both as the ORM would load them
+    assert claimed.thread == run.thread and claimed.thread.public_id == run.thread.public_id
+    assert claimed.tools == run.tools and isinstance(claimed.tools, list) and claimed.include == []
+    assert claimed.started_at == claimed.heartbeat_at  # what tells the engine there is nothing to resume
     assert services.run_claim(run_id=run.pk, task_id="another-delivery") is None
 
 
