@@ -9,8 +9,9 @@ chunks and ``--small-stores`` stores of ``--small-store-chunks`` chunks each in 
 ones a handful), vectors the sum of two random pool vectors (all distinct). Then builds the GIN and HNSW indexes
 (maintenance_work_mem raised for the build) and times ``retrieval.search.search()`` end to end, in-process: the
 query embedding through LiteLLM against tests/fake_llm.py (in its own process), the vector and full-text queries,
-fusion and the result rows. Searches hit the big store (the HNSW path), then a small one (the exact path, inside
-the table of all the others). ``--reuse`` skips the load when the same data is already there. Uses its own data
+fusion and the result rows. Then the vector side's recall@30 against an exact scan, for query vectors near stored
+ones. Searches hit the big store, then a small one inside the table of all the others. ``--reuse`` skips the load
+when the same data is already there. Uses its own data
 dir (var/bench-retrieval) unless ASSISTANTS_DATA_DIR is set.
 """
 
@@ -263,7 +264,37 @@ def measure(project, store, qs: list[str], args) -> None:
     print(f"  vector query: {ms(timings['vector'])}")
     print(f"  full-text queries: {ms(timings['text'])}")
     if path == "HNSW":
+        print(f"  vector recall vs an exact scan: {recall(store, in_scope, args.dimensions)}")
         explain(store, args.dimensions)
+
+
+def recall(store, in_scope: int, dims: int, samples: int = 20) -> str:
+    """How many of the exact nearest chunks the vector side's index walk returns (the candidates fusion gets), for
+    query vectors that have near neighbours as real ones do: stored chunks' vectors plus noise. (The fake's query
+    embeddings are unrelated to the synthetic vectors; every distance from them is about the same.)"""
+    from django.db import connection
+
+    from retrieval import search
+
+    k = 30  # search()'s candidate count at max_num_results=10
+    scope = search._Scope([store.pk], chunks=in_scope, excluded=[], included=None)
+    rng = random.Random(5)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT embedding::text FROM retrieval_chunk WHERE vector_store_id = %s "
+                       "AND id %% 97 = 0 LIMIT %s", [store.pk, samples])
+        bases = [[float(x) for x in row[0].strip("[]").split(",")] for row in cursor.fetchall()]
+    shares = []
+    for base in bases:
+        scale = max(abs(x) for x in base) / 4
+        vector = [x + rng.gauss(0, scale) for x in base]
+        found = search._nearest(scope, vector, dims, k)
+        with connection.cursor() as cursor:  # no cast: an expression the HNSW index does not cover
+            cursor.execute("SELECT id FROM retrieval_chunk WHERE vector_store_id = %s AND vector_dims(embedding) = %s "
+                           "ORDER BY embedding <=> %s::vector LIMIT %s",
+                           [store.pk, dims, search._vector_literal(vector), k])
+            exact = {row[0] for row in cursor.fetchall()}
+        shares.append(len(exact.intersection(found)) / max(1, len(exact)))
+    return f"recall@{k} mean {statistics.mean(shares):.3f}, min {min(shares):.3f} ({len(shares)} queries)"
 
 
 def explain(store, dims: int) -> None:
