@@ -227,6 +227,8 @@ RUN_MAX_STEPS = env_int("RUN_MAX_STEPS", 25, minimum=1)
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "text-embedding-3-small")
 FILE_SEARCH_INGESTION_WAIT_SECONDS = env_int("FILE_SEARCH_INGESTION_WAIT_SECONDS", 60, minimum=0)
 EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 1536, minimum=1)
+# New vectors wait at most this long for the HNSW index while files are being ingested (retrieval/vector_index.py).
+VECTOR_INDEX_DEFER_SECONDS = env_seconds("VECTOR_INDEX_DEFER_SECONDS", 30, minimum=0, maximum=3600)
 
 # --- Misc -----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

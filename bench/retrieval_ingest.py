@@ -7,8 +7,9 @@ Files are synthetic text (about ``--words`` words each, so ~20 chunks at the def
 ``--provider instant`` answers embeddings from a pre-serialised pool (it costs next to nothing, so what is
 measured is our code: parsing, chunking, the LiteLLM call, COPY); ``fake_llm`` is tests/fake_llm.py, whose
 bag-of-words hashing in Python is the bottleneck. ``--mode worker`` starts a real Celery worker (threads pool)
-and times from the batch's creation until no file is in progress; ``inline`` ingests file by file in this
-process and prints where the time goes.
+and times from the batch's creation until no file is in progress (every file completed and searchable: the
+throughput figure), then until the worker's indexer has moved every new vector into the HNSW index (see
+retrieval/vector_index.py); ``inline`` ingests file by file in this process and prints where the time goes.
 """
 
 from __future__ import annotations
@@ -230,6 +231,9 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         pg_cpu = cpu_seconds(postgres_processes()) - pg_before  # backends may have come and gone: re-list
         our_cpu = cpu_seconds(ours) - ours_before
+        indexed = wait_until_indexed(inline=args.mode == "inline")
+        indexed_at = time.perf_counter() - started
+        index_cpu = cpu_seconds(postgres_processes()) - pg_before - pg_cpu
         stats = VectorStoreFile.objects.filter(batch=batch).aggregate(
             chunks=Sum("chunk_count"), completed=Count("id", filter=Q(status="completed")),
             keyword_only=Count("id", filter=Q(keyword_only=True)))
@@ -249,9 +253,24 @@ def main() -> None:
           f"Postgres {pg_cpu:.1f}s ({1000 * pg_cpu / max(chunks, 1):.2f} ms/chunk); "
           f"CPU-bound ceiling on {cores} cores: {chunks / max((our_cpu + pg_cpu) / cores, 1e-9):,.0f} chunks/s "
           f"(load average now {os.getloadavg()[0]:.1f})")
+    print(f"HNSW: {'all' if indexed else 'NOT all'} vectors indexed {indexed_at:.2f}s after the batch was created "
+          f"({indexed_at - elapsed:.2f}s after it completed; {chunks / indexed_at:,.0f} chunks/s including indexing); "
+          f"Postgres CPU of the indexing {index_cpu:.1f}s ({1000 * index_cpu / max(chunks, 1):.2f} ms/chunk)")
     if phases:
         total = sum(phases.values())
         print("inline time by phase: " + ", ".join(f"{k} {v:.2f}s ({v / total:.0%})" for k, v in phases.items()))
+
+
+def wait_until_indexed(*, inline: bool, timeout: float = 600) -> bool:
+    """The worker's indexer task moves the new vectors into the HNSW table after the batch; inline, run it here."""
+    from retrieval import vector_index
+
+    if inline:
+        vector_index.index_pending(defer=False)
+    deadline = time.monotonic() + timeout
+    while vector_index.pending_count() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return vector_index.pending_count() == 0
 
 
 def profile_inline(store) -> dict:

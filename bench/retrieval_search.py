@@ -96,7 +96,8 @@ def load(args) -> None:
 
     t0 = time.perf_counter()
     print("resetting the retrieval tables of the bench database ...", flush=True)
-    sql("TRUNCATE retrieval_chunk, retrieval_vectorstorefile, retrieval_filebatch, retrieval_vectorstore")
+    sql("TRUNCATE retrieval_chunkvector, retrieval_pendingchunkvector, retrieval_chunk, retrieval_vectorstorefile, "
+        "retrieval_filebatch, retrieval_vectorstore")
     project = project_get_or_create(name=PROJECT)
     File.objects.filter(project=project).delete()
     signature = bench_signature(args)
@@ -143,18 +144,27 @@ def load(args) -> None:
     spans = [(0, args.chunks), (first_small, first_small + total - args.chunks)]
     for start, end in ((a, min(b, a + step)) for lo, hi in spans for a in range(lo, hi, step) for b in [hi]):
         t = time.perf_counter()
+        # chunk id i + 1, so that its vector (inserted as already indexed: the HNSW index is built after the load)
+        # can be derived from the id
         sql(f"""
-            INSERT INTO retrieval_chunk (project_id, vector_store_id, vector_store_file_id, file_id, position, page,
-                                         text, token_count, embedding)
-            SELECT %s, f.store, f.vsf, f.file, i %% {CHUNKS_PER_FILE}, NULL,
-                   p.t || ' doc' || i, {int(args.words * 1.4)}, a.v + b.v
+            INSERT INTO retrieval_chunk (id, project_id, vector_store_id, vector_store_file_id, file_id, position,
+                                         page, text, token_count)
+            SELECT i + 1, %s, f.store, f.vsf, f.file, i %% {CHUNKS_PER_FILE}, NULL,
+                   p.t || ' doc' || i, {int(args.words * 1.4)}
             FROM generate_series(%s::bigint, %s::bigint) AS i
             JOIN bench_files f ON f.n = i / {CHUNKS_PER_FILE}
             JOIN bench_text_pool p ON p.id = (i * 7919) %% {TEXT_POOL}
-            JOIN bench_vector_pool a ON a.id = i %% 1000
-            JOIN bench_vector_pool b ON b.id = 1000 + (i / 1000) %% 1000
         """, [project.pk, start, end - 1])
+        sql("""
+            INSERT INTO retrieval_chunkvector (chunk_id, vector_store_id, vector_store_file_id, embedding)
+            SELECT c.id, c.vector_store_id, c.vector_store_file_id, a.v + b.v
+            FROM retrieval_chunk c
+            JOIN bench_vector_pool a ON a.id = (c.id - 1) %% 1000
+            JOIN bench_vector_pool b ON b.id = 1000 + ((c.id - 1) / 1000) %% 1000
+            WHERE c.id BETWEEN %s AND %s
+        """, [start + 1, end])
         print(f"  chunks {start:,}..{end:,} of {total:,} ({time.perf_counter() - t:.0f}s)", flush=True)
+    sql("SELECT setval(pg_get_serial_sequence('retrieval_chunk', 'id'), (SELECT max(id) FROM retrieval_chunk))")
     sql("DROP TABLE bench_text_pool, bench_vector_pool, bench_files")
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = %s", [args.maintenance_work_mem])
@@ -166,6 +176,7 @@ def load(args) -> None:
         indexes.ensure_hnsw_index(dims)
         print(f"HNSW index ({dims} dimensions): {time.perf_counter() - t:.0f}s", flush=True)
     sql("VACUUM ANALYZE retrieval_chunk")
+    sql("VACUUM ANALYZE retrieval_chunkvector")
     sql("VACUUM ANALYZE retrieval_vectorstorefile")
     print(f"loaded in {time.perf_counter() - t0:.0f}s", flush=True)
 
@@ -279,8 +290,8 @@ def recall(store, in_scope: int, dims: int, samples: int = 20) -> str:
     scope = search._Scope([store.pk], chunks=in_scope, excluded=[], included=None)
     rng = random.Random(5)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT embedding::text FROM retrieval_chunk WHERE vector_store_id = %s "
-                       "AND id %% 97 = 0 LIMIT %s", [store.pk, samples])
+        cursor.execute("SELECT embedding::text FROM retrieval_chunkvector WHERE vector_store_id = %s "
+                       "AND chunk_id %% 97 = 0 LIMIT %s", [store.pk, samples])
         bases = [[float(x) for x in row[0].strip("[]").split(",")] for row in cursor.fetchall()]
     shares = []
     for base in bases:
@@ -288,8 +299,8 @@ def recall(store, in_scope: int, dims: int, samples: int = 20) -> str:
         vector = [x + rng.gauss(0, scale) for x in base]
         found = search._nearest(scope, vector, dims, k)
         with connection.cursor() as cursor:  # no cast: an expression the HNSW index does not cover
-            cursor.execute("SELECT id FROM retrieval_chunk WHERE vector_store_id = %s AND vector_dims(embedding) = %s "
-                           "ORDER BY embedding <=> %s::vector LIMIT %s",
+            cursor.execute("SELECT chunk_id FROM retrieval_chunkvector WHERE vector_store_id = %s "
+                           "AND vector_dims(embedding) = %s ORDER BY embedding <=> %s::vector LIMIT %s",
                            [store.pk, dims, search._vector_literal(vector), k])
             exact = {row[0] for row in cursor.fetchall()}
         shares.append(len(exact.intersection(found)) / max(1, len(exact)))
@@ -299,12 +310,13 @@ def recall(store, in_scope: int, dims: int, samples: int = 20) -> str:
 def explain(store, dims: int) -> None:
     from django.db import connection, transaction
 
-    vector = "[" + ",".join(["0.01"] * dims) + "]"
+    from retrieval import search
+
+    scope = search._Scope([store.pk], chunks=search.EXACT_SCAN_MAX_CHUNKS + 1, excluded=[], included=None)
+    params = {**scope.sql()[1], "vector": "[" + ",".join(["0.01"] * dims) + "]", "limit": 30}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL hnsw.ef_search = 50")
-        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM retrieval_chunk "
-                       f"WHERE vector_dims(embedding) = {dims} AND vector_store_id = ANY(%s) "
-                       f"ORDER BY (embedding::vector({dims})) <=> %s::vector({dims}) LIMIT 30", [[store.pk], vector])
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + search.nearest_sql(scope, dims, exact=False), params)
         lines = [row[0] if len(row[0]) < 150 else row[0][:147] + "..." for row in cursor.fetchall()]
         print("vector query plan:\n  " + "\n  ".join(lines))
 

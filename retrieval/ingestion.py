@@ -2,7 +2,8 @@
 
 The slow part (parsing, the embeddings call) runs with no transaction open. The result is written in one short
 transaction that locks the file row, checks it is still the same ``in_progress`` generation (compare-and-set),
-replaces the file's chunks (COPY) and marks it ``completed``. So a task delivered twice, a cancelled batch or a
+replaces the file's chunks (COPY; their vectors go to the pending table, which the indexer task moves into the HNSW
+index afterwards) and marks it ``completed``. So a task delivered twice, a cancelled batch or a
 detached file can never leave duplicate or orphan chunks.
 """
 
@@ -20,7 +21,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
-from retrieval import embeddings
+from retrieval import embeddings, vector_index
 from retrieval.chunking import chunk_pages
 from retrieval.models import Chunk, VectorStoreFile
 from retrieval.parsing import INVALID_FILE, ParseError, parse_document
@@ -128,12 +129,15 @@ def _store(vsf: VectorStoreFile, prepared: Prepared, *, expect: str) -> bool:
         from retrieval.services import vector_stores_touch
 
         vector_stores_touch(store_pks=[vsf.vector_store_id])
+        if prepared.vectors is not None:
+            transaction.on_commit(vector_index.schedule)
     return True
 
 
-_COLUMNS = ("project_id", "vector_store_id", "vector_store_file_id", "file_id", "position", "page", "text",
-            "token_count", "embedding")
-_TYPES = ["int8", "int8", "int8", "int8", "int4", "int4", "text", "int4", "vector"]
+_CHUNK_COLUMNS = ("id", "project_id", "vector_store_id", "vector_store_file_id", "file_id", "position", "page",
+                  "text", "token_count")
+_CHUNK_TYPES = ["int8", "int8", "int8", "int8", "int8", "int4", "int4", "text", "int4"]
+_VECTOR_COLUMNS = ("chunk_id", "vector_store_id", "vector_store_file_id", "embedding")
 
 
 class _Wire(bytes):
@@ -156,15 +160,25 @@ def _wire(vector: array) -> _Wire:
 
 
 def _copy_chunks(vsf: VectorStoreFile, prepared: Prepared) -> None:
-    """Binary COPY: vectors go over as float32 bytes, never formatted as text."""
-    vectors = prepared.vectors or [None] * len(prepared.chunks)
+    """Binary COPY of the chunks, then of their vectors into the pending table (no HNSW work here: the indexer
+    does it later, see vector_index.py). Vectors go over as float32 bytes, never formatted as text."""
     with connection.cursor() as django_cursor:
         cursor = django_cursor.cursor  # the psycopg cursor
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('retrieval_chunk', 'id')) FROM generate_series(1, %s)",
+                       [len(prepared.chunks)])
+        ids = [row[0] for row in cursor.fetchall()]
+        with cursor.copy(f"COPY retrieval_chunk ({', '.join(_CHUNK_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_CHUNK_TYPES)
+            for chunk_id, chunk in zip(ids, prepared.chunks, strict=True):
+                copy.write_row((chunk_id, vsf.project_id, vsf.vector_store_id, vsf.pk, vsf.file_id, chunk.position,
+                                chunk.page, chunk.text, chunk.token_count))
+        if prepared.vectors is None:
+            return
         info = TypeInfo.fetch(cursor.connection, "vector")
         info.register(cursor)
         cursor.adapters.register_dumper(_Wire, type("", (_WireDumper,), {"oid": info.oid}))
-        with cursor.copy(f"COPY retrieval_chunk ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_TYPES)
-            for chunk, vector in zip(prepared.chunks, vectors, strict=True):
-                copy.write_row((vsf.project_id, vsf.vector_store_id, vsf.pk, vsf.file_id, chunk.position, chunk.page,
-                                chunk.text, chunk.token_count, _wire(vector) if vector is not None else None))
+        with cursor.copy(f"COPY retrieval_pendingchunkvector ({', '.join(_VECTOR_COLUMNS)}) "
+                         "FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "int8", "int8", "vector"])
+            for chunk_id, vector in zip(ids, prepared.vectors, strict=True):
+                copy.write_row((chunk_id, vsf.vector_store_id, vsf.pk, _wire(vector)))

@@ -7,7 +7,8 @@ fusion (RRF). Used by ``POST /v1/vector_stores/{id}/search`` and by the runs' fi
 - Vector side: for small scopes an exact scan; otherwise the HNSW index, ``hnsw.ef_search`` raised in proportion
   to how little of the table the scope covers and again (up to 1000) when the filter leaves too few rows. With
   pgvector < 0.8 (no iterative scans) a small store inside a huge table can therefore get fewer vector
-  candidates than asked; the full-text side is unaffected. This side runs in a thread, beside the other.
+  candidates than asked; the full-text side is unaffected. Vectors not yet in the HNSW index (vector_index.py)
+  are scanned exactly in the same query. This side runs in a thread, beside the other.
 - Text side: candidates from the query's selective terms (Postgres' own lexeme statistics say which), chunks with
   all of them first, then chunks with any, each side capped; ranked by ts_rank.
 - Score: the RRF sum divided by its best possible value over the retrievers that ran, so 1.0 means "ranked first
@@ -221,14 +222,11 @@ def _vector_literal(vector) -> str:
 
 
 def _nearest(scope: _Scope, vector, dims: int, limit: int) -> list[int]:
-    where, params = scope.sql()
-    params = {**params, "vector": _vector_literal(vector), "limit": limit}
+    params = {**scope.sql()[1], "vector": _vector_literal(vector), "limit": limit}
     with connection.cursor() as cursor:
         if scope.chunks <= EXACT_SCAN_MAX_CHUNKS or dims > HNSW_MAX_DIMENSIONS:
-            cursor.execute(  # an expression the HNSW index does not cover: the planner scans the scope exactly
-                f"SELECT id FROM retrieval_chunk WHERE {where} AND vector_dims(embedding) = {dims} "
-                "ORDER BY embedding <=> %(vector)s::vector LIMIT %(limit)s", params)
-            return [row[0] for row in cursor.fetchall()]
+            cursor.execute(nearest_sql(scope, dims, exact=True), params)
+            return _closest(cursor.fetchall(), limit)
         # The graph walk returns ef_search nearest rows of the whole table and the scope filter applies after
         # it, so ef_search grows with how little of the table the scope is (and again if too few survive).
         # Kept with pgvector 0.8's iterative scans too: the bench's recall@30 fell by about 0.1 at ef_search 40.
@@ -240,16 +238,33 @@ def _nearest(scope: _Scope, vector, dims: int, limit: int) -> list[int]:
             cursor.execute(f"SET {scope_local}hnsw.iterative_scan = relaxed_order")
         while True:
             cursor.execute(f"SET {scope_local}hnsw.ef_search = {int(ef)}")
-            # Exactly the index's expressions (indexes.py), so the planner can walk the HNSW graph. An iterative
-            # scan in relaxed order may return rows slightly out of order: sorted here by their distance.
-            distance = f"(embedding::vector({dims})) <=> %(vector)s::vector({dims})"
-            cursor.execute(
-                f"SELECT id, {distance} FROM retrieval_chunk WHERE vector_dims(embedding) = {dims} AND {where} "
-                f"ORDER BY {distance} LIMIT %(limit)s", params)
-            found = [row[0] for row in sorted(cursor.fetchall(), key=lambda row: row[1])]
-            if len(found) >= min(limit, scope.chunks) or ef >= HNSW_EF_SEARCH_MAX:
-                return found  # at the ceiling, a small scope in a huge table may get fewer (pgvector < 0.8)
+            cursor.execute(nearest_sql(scope, dims, exact=False), params)
+            rows = cursor.fetchall()
+            pending = sum(1 for row in rows if not row[2])
+            if sum(1 for row in rows if row[2]) >= min(limit, scope.chunks - pending) or ef >= HNSW_EF_SEARCH_MAX:
+                return _closest(rows, limit)  # at the ceiling, a small scope in a huge table may get fewer (< 0.8)
             ef = min(HNSW_EF_SEARCH_MAX, ef * 4)
+
+
+def nearest_sql(scope: _Scope, dims: int, *, exact: bool) -> str:
+    """Rows (chunk id, cosine distance, indexed?) of the nearest indexed vectors and, scanned exactly, the nearest
+    pending ones (vector_index.py), each side ``%(limit)s`` long. With ``exact=False`` the indexed side uses exactly
+    the HNSW index's expressions (indexes.py), so the planner walks the graph; ``exact=True`` uses an expression the
+    index does not cover, so it scans the scope exactly."""
+    where, _ = scope.sql()
+    pending = (f"(SELECT chunk_id, embedding <=> %(vector)s::vector, false FROM retrieval_pendingchunkvector "
+               f"WHERE {where} AND vector_dims(embedding) = {dims} ORDER BY 2 LIMIT %(limit)s)")
+    distance = "embedding <=> %(vector)s::vector" if exact else (
+        f"(embedding::vector({dims})) <=> %(vector)s::vector({dims})")
+    indexed = (f"(SELECT chunk_id, {distance}, true FROM retrieval_chunkvector "
+               f"WHERE vector_dims(embedding) = {dims} AND {where} ORDER BY {distance} LIMIT %(limit)s)")
+    return f"{indexed} UNION ALL {pending}"
+
+
+def _closest(rows: list[tuple], limit: int) -> list[int]:
+    """By distance: the two sides interleave, and an iterative scan in relaxed order may return rows slightly out
+    of order."""
+    return [row[0] for row in sorted(rows, key=lambda row: (row[1], row[0]))[:limit]]
 
 
 _ITERATIVE: dict = {}

@@ -26,3 +26,14 @@ def vector_stores_expire() -> int:
     from retrieval.services import vector_stores_expire as expire
 
     return expire()
+
+
+@shared_task(autoretry_for=(OperationalError, InterfaceError), retry_backoff=2, retry_backoff_max=60, max_retries=5)
+def chunk_vectors_index() -> int:
+    from retrieval import vector_index
+
+    vector_index.scheduled_task_started()
+    outcome = vector_index.index_pending()
+    if outcome.deferred:
+        vector_index.schedule(countdown=vector_index.DEFER_POLL_SECONDS)
+    return outcome.moved

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import openai
 import pytest
@@ -59,6 +60,39 @@ def test_upload_and_poll_a_pdf_a_docx_and_markdown_then_search(live):
     pdf = next(f for f in files if f.id == top.file_id)
     content = client.vector_stores.files.content(pdf.id, vector_store_id=store.id)
     assert any("Expenses" in part.text for part in content)
+
+
+def _vector_rows(store_id: str) -> tuple[int, int, int]:
+    """(chunks, pending vectors, indexed vectors) of a store, read straight from the live server's database."""
+    import psycopg
+
+    from assistants_project import embedded
+    from tests.live import E2E_DATA_DIR
+
+    params = embedded.ensure_postgres(E2E_DATA_DIR)
+    with psycopg.connect(dbname=params["NAME"], user=params["USER"], host=params["HOST"], autocommit=True) as conn:
+        return conn.execute(
+            "SELECT (SELECT count(*) FROM retrieval_chunk WHERE vector_store_id = s.id), "
+            "(SELECT count(*) FROM retrieval_pendingchunkvector WHERE vector_store_id = s.id), "
+            "(SELECT count(*) FROM retrieval_chunkvector WHERE vector_store_id = s.id) "
+            "FROM retrieval_vectorstore s WHERE s.public_id = %s", [store_id]).fetchone()
+
+
+def test_the_worker_moves_new_vectors_into_the_hnsw_index(live):
+    """A completed file is searchable at once (its vectors still pending, scanned exactly); the worker's indexer
+    then moves every vector into the HNSW table, and search answers the same."""
+    client = live.client()
+    store = client.vector_stores.create(name="indexing")
+    upload_batch(client, store.id, [("faq.md", FAQ_MD), ("policies.docx", POLICIES_DOCX)])
+    first = client.vector_stores.search(store.id, query="visitor parking garage").data
+    assert first[0].filename == "faq.md"
+    deadline = time.monotonic() + 60
+    while (rows := _vector_rows(store.id))[1] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    chunks, pending, indexed = rows
+    assert chunks > 0 and pending == 0 and indexed == chunks
+    again = client.vector_stores.search(store.id, query="visitor parking garage").data
+    assert [(r.file_id, r.content[0].text) for r in again] == [(r.file_id, r.content[0].text) for r in first]
 
 
 def test_corrupt_and_blank_files_fail_with_a_reason_while_the_rest_complete(live):

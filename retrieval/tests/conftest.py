@@ -7,6 +7,17 @@ import uuid
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def indexer_sends(monkeypatch) -> list:
+    """The indexer task is not sent from unit tests (no worker runs): each would-be send is recorded instead.
+    Tests run the indexer inline with vector_index.index_pending()."""
+    from retrieval import vector_index
+
+    sent: list = []
+    monkeypatch.setattr(vector_index, "schedule", lambda countdown=1.0: sent.append(countdown))
+    return sent
+
+
 @pytest.fixture
 def fake_embeddings(fake_llm_server, monkeypatch, settings):
     """LiteLLM pointed at the session's fake OpenAI server (deterministic bag-of-words vectors)."""
@@ -59,6 +70,16 @@ def ingest():
         return [vector_store_file_ingest(vsf_id=pk) for pk in list(pks)]
 
     return run
+
+
+def embedding_of(chunk):
+    """A chunk's vector, wherever it is (pending or indexed), or None."""
+    from retrieval.models import ChunkVector, PendingChunkVector
+
+    for model in (PendingChunkVector, ChunkVector):
+        if row := model.objects.filter(chunk_id=chunk.pk).first():
+            return row.embedding
+    return None
 
 
 def pytest_collection_modifyitems(items):

@@ -5,6 +5,7 @@ import pytest
 from retrieval.ingestion import vector_store_file_ingest
 from retrieval.models import Chunk, VectorStoreFile
 from retrieval.services import vector_store_create, vector_store_file_create
+from retrieval.tests.conftest import embedding_of
 from retrieval.tests.docs import make_docx, make_pdf, make_pptx
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +32,7 @@ def test_formats_are_parsed_chunked_and_embedded(project, make_file, fake_embedd
     chunk = Chunk.objects.get(vector_store_file=vsf)
     assert needle in chunk.text and chunk.position == 0 and chunk.token_count > 0
     assert chunk.project_id == project.pk and chunk.vector_store_id == store.pk and chunk.file_id == vsf.file_id
-    assert len(chunk.embedding) == 1536
+    assert len(embedding_of(chunk)) == 1536
     vsf.refresh_from_db()
     assert (vsf.keyword_only, vsf.embedding_model, vsf.embedding_dimensions) == (False, "text-embedding-3-small",
                                                                                   1536)
@@ -80,7 +81,7 @@ def test_no_embedding_model_indexes_for_keywords_only(project, make_file, keywor
     assert vector_store_file_ingest(vsf_id=vsf.pk) == "completed"
     vsf.refresh_from_db()
     assert vsf.keyword_only and vsf.embedding_model == "" and vsf.status == "completed"
-    assert Chunk.objects.get(vector_store_file=vsf).embedding is None
+    assert embedding_of(Chunk.objects.get(vector_store_file=vsf)) is None
     assert fake_embeddings.embedding_requests() == []
 
 
@@ -90,7 +91,7 @@ def test_provider_failure_degrades_to_keyword_only(project, make_file, fake_embe
     assert vector_store_file_ingest(vsf_id=vsf.pk) == "completed"
     vsf.refresh_from_db()
     assert vsf.keyword_only and vsf.last_error is None
-    assert Chunk.objects.get(vector_store_file=vsf).embedding is None
+    assert embedding_of(Chunk.objects.get(vector_store_file=vsf)) is None
 
 
 def test_wrong_vector_size_from_the_provider_degrades_to_keyword_only(project, make_file, fake_embeddings,
@@ -108,7 +109,7 @@ def test_dimensions_are_sent_for_text_embedding_3(project, make_file, fake_embed
     _, [vsf] = attach(project, make_file(project, "a.txt", "short vectors"))
     vector_store_file_ingest(vsf_id=vsf.pk)
     assert fake_embeddings.embedding_requests()[-1]["dimensions"] == 256
-    assert len(Chunk.objects.get(vector_store_file=vsf).embedding) == 256
+    assert len(embedding_of(Chunk.objects.get(vector_store_file=vsf))) == 256
 
 
 def test_large_files_are_embedded_in_batches(project, make_file, fake_embeddings, monkeypatch):

@@ -4,7 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from retrieval import indexes, ingestion
-from retrieval.models import Chunk, VectorStoreFile
+from retrieval.models import Chunk, ChunkVector, PendingChunkVector, VectorStoreFile
 from retrieval.search import search
 from retrieval.services import vector_store_create
 
@@ -38,7 +38,8 @@ def test_changing_the_dimension(project, make_file, fake_embeddings, ingest, set
     call_command("reindex", verbosity=0)
     assert indexes.existing_index_dimensions() == [256]  # the 1536 index was dropped once unused
     assert set(VectorStoreFile.objects.values_list("embedding_dimensions", flat=True)) == {256}
-    assert all(len(c.embedding) == 256 for c in Chunk.objects.all())
+    assert all(len(v.embedding) == 256 for v in ChunkVector.objects.all())  # and indexed
+    assert not PendingChunkVector.objects.exists() and ChunkVector.objects.count() == 3
     assert Chunk.objects.count() == 3
     assert search(project=project, vector_store_ids=[store], query="topic2")[0].filename == "f2.txt"
     fake_embeddings.requests.clear()
@@ -53,7 +54,7 @@ def test_keyword_only_files_get_vectors(project, make_file, fake_embeddings, ing
     settings.EMBEDDING_MODEL = "text-embedding-3-small"
     call_command("reindex", verbosity=0)
     assert set(VectorStoreFile.objects.values_list("keyword_only", flat=True)) == {False}
-    assert not Chunk.objects.filter(embedding=None).exists()
+    assert ChunkVector.objects.count() == Chunk.objects.count() == 3
 
 
 def test_an_interrupted_reindex_resumes(project, make_file, fake_embeddings, ingest, settings, monkeypatch):

@@ -8,11 +8,13 @@ from django.utils import timezone
 
 from assistants_project.api.errors import InvalidRequest, NotFoundError
 from retrieval import search as search_module
-from retrieval.models import VectorStore
+from retrieval.models import Chunk, ChunkVector, PendingChunkVector, VectorStore
 from retrieval.search import search
 from retrieval.services import vector_store_create
 from retrieval.tests.docs import make_pdf
 from retrieval.tests.test_api_vector_stores import error
+from retrieval.vector_index import index_pending
+from tests.fake_llm import embed_text
 from tests.schema import assert_schema
 
 pytestmark = pytest.mark.django_db
@@ -223,24 +225,48 @@ def test_several_stores_at_once(project, corpus, make_file, fake_embeddings, ing
     assert {r.vector_store_id for r in results[:2]} == {first.public_id, second.public_id}
 
 
-def test_the_hnsw_path_finds_the_same_answer(project, corpus, fake_embeddings, monkeypatch):
+@pytest.mark.parametrize("indexed", [False, True], ids=["vectors-pending", "vectors-indexed"])
+def test_the_hnsw_path_finds_the_same_answer(project, corpus, fake_embeddings, monkeypatch, indexed):
     store, files = corpus()
+    assert PendingChunkVector.objects.count() == 4 and not ChunkVector.objects.exists()  # ingestion: no graph work
+    if indexed:
+        assert index_pending(defer=False).moved == 4
+        assert not PendingChunkVector.objects.exists() and ChunkVector.objects.count() == 4
     monkeypatch.setattr(search_module, "EXACT_SCAN_MAX_CHUNKS", 0)
     results = search(project=project, vector_store_ids=[store], query="How long is the warranty?")
     assert results[0].file_id == files["warranty.txt"].public_id
 
 
+def test_pending_and_indexed_vectors_are_ranked_together(project, corpus, fake_embeddings, make_file, ingest,
+                                                         monkeypatch):
+    """Half the store indexed, half pending: the vector side merges both by distance."""
+    store, _ = corpus()
+    index_pending(defer=False)
+    extra = make_file(project, "grinder.txt", "Warranty for the coffee grinder: two years, parts and labour.")
+    from retrieval.services import vector_store_file_create
+
+    vector_store_file_create(vector_store=store, file_id=extra.public_id)
+    ingest()
+    assert PendingChunkVector.objects.count() == 1 and ChunkVector.objects.count() == 4
+    monkeypatch.setattr(search_module, "EXACT_SCAN_MAX_CHUNKS", 0)
+    scope = search_module._Scope([store.pk], chunks=5, excluded=[], included=None)
+    vector = embed_text("coffee grinder warranty parts labour", 1536)
+    nearest = search_module._nearest(scope, vector, 1536, 2)
+    assert nearest[0] == Chunk.objects.get(file=extra).pk  # the pending one is the closest
+    assert nearest[1] in set(ChunkVector.objects.values_list("chunk_id", flat=True))
+
+
 def test_the_vector_query_can_use_the_hnsw_index(project, corpus, fake_embeddings):
     """The query's expressions must match the partial expression index exactly, or the planner cannot use it."""
     corpus()
-    vector = "[" + ",".join(["0.01"] * 1536) + "]"
+    scope = search_module._Scope([1], chunks=10_000, excluded=[], included=[1, 2, 3])
+    params = {**scope.sql()[1], "vector": "[" + ",".join(["0.01"] * 1536) + "]", "limit": 10}
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("EXPLAIN SELECT id FROM retrieval_chunk WHERE vector_dims(embedding) = 1536 "
-                       "AND vector_store_file_id = ANY(%s) "
-                       "ORDER BY (embedding::vector(1536)) <=> %s::vector(1536) LIMIT 10", [[1, 2, 3], vector])
+        for path in ("seqscan", "bitmapscan", "sort"):  # any other way to the nearest rows (on a tiny table)
+            cursor.execute(f"SET LOCAL enable_{path} = off")
+        cursor.execute("EXPLAIN " + search_module.nearest_sql(scope, 1536, exact=False), params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "retrieval_chunk_embedding_hnsw_1536" in plan, plan
+    assert "retrieval_chunkvector_embedding_hnsw_1536" in plan, plan
 
 
 def test_files_embedded_with_another_model_are_found_by_keywords_only(project, corpus, fake_embeddings):

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from retrieval import embeddings, indexes
 from retrieval.ingestion import CHUNKER_VERSION, vector_store_file_reindex
 from retrieval.models import VectorStore, VectorStoreFile
+from retrieval.vector_index import index_pending
 
 
 class Command(BaseCommand):
@@ -61,8 +62,12 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             raise CommandError("Interrupted. Run the same command again to resume.") from None
         self._drop_unused_indexes()
+        # The new vectors wait in the pending table for the worker's indexer; do its work now instead, so the
+        # command ends with everything in the HNSW index even when no worker runs.
+        moved = index_pending(defer=False).moved
         self.stdout.write(f"Done: {outcomes['completed']} reindexed, {outcomes['failed']} failed (kept as they "
-                          f"were; run again to retry), {outcomes['skipped']} changed meanwhile.")
+                          f"were; run again to retry), {outcomes['skipped']} changed meanwhile; {moved} vector(s) "
+                          "moved into the HNSW index.")
         if outcomes["failed"]:
             raise CommandError(f"{outcomes['failed']} file(s) could not be reindexed.")
 

@@ -1,0 +1,109 @@
+"""The indexer: moves new vectors from the pending table into the HNSW-indexed one.
+
+Why deferred: an HNSW insert is by far the dearest part of storing a chunk (about 4 ms of Postgres CPU at 1536
+dimensions, against under 1 ms for everything else), so ingestion writes vectors to ``retrieval_pendingchunkvector``,
+which has no vector index, and a file is ``completed`` (and searchable: search scans pending vectors exactly) as
+soon as its chunks are stored. This task then inserts them into the graph, in short batches.
+
+While files are being ingested the indexer gives way to them, so a batch of files is not slowed by graph inserts,
+but only while the oldest pending vector is younger than VECTOR_INDEX_DEFER_SECONDS and fewer than
+DEFER_MAX_PENDING vectors wait (an exact scan of pending vectors costs searches ~13 µs a chunk). A steady stream
+of files therefore still gets indexed, at the rate HNSW allows.
+
+Sent after every file stored with vectors (at most one waiting at a time, through a Redis flag), and by beat as a
+safety net. Concurrent runs are safe: each batch takes rows the others skip.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from redis import RedisError
+
+logger = logging.getLogger(__name__)
+
+BATCH = 200  # vectors moved per transaction (~1 s of graph inserts at 1536 dimensions on this kind of machine)
+DEFER_MAX_PENDING = 20_000
+DEFER_POLL_SECONDS = 2.0
+SCHEDULED_KEY = "retrieval:vector-index:scheduled"
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    moved: int
+    deferred: bool  # stopped to give way to ingestion; pending vectors remain
+
+
+def schedule(countdown: float = 1.0) -> None:
+    """Send the indexer task unless one is already waiting (the flag lives a minute at most: beat covers a lost
+    task)."""
+    from assistants_project.redis import redis_client
+    from retrieval.tasks import chunk_vectors_index
+
+    try:
+        if not redis_client().set(SCHEDULED_KEY, 1, nx=True, ex=60):
+            return
+    except RedisError as exc:
+        logger.warning("Could not check the indexer flag, sending the task anyway: %s", exc)
+    chunk_vectors_index.apply_async(countdown=countdown)
+
+
+def scheduled_task_started() -> None:
+    """Called by the task as it starts: vectors stored from now on schedule another run."""
+    from assistants_project.redis import redis_client
+
+    try:
+        redis_client().delete(SCHEDULED_KEY)
+    except RedisError as exc:
+        logger.warning("Could not clear the indexer flag: %s", exc)
+
+
+def index_pending(*, defer: bool = True, batch: int = BATCH) -> IndexOutcome:
+    """Move pending vectors into the indexed table until none are left (or, with ``defer``, ingestion has
+    priority)."""
+    moved = 0
+    while True:
+        if defer and ingestion_has_priority():
+            return IndexOutcome(moved=moved, deferred=True)
+        count = _move_batch(batch)
+        moved += count
+        if count < batch:
+            return IndexOutcome(moved=moved, deferred=False)
+
+
+def ingestion_has_priority() -> bool:
+    """Files are being ingested, and the pending vectors are few and recent enough to wait for them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM retrieval_vectorstorefile WHERE status = 'in_progress'), "
+            "(SELECT clock_timestamp() - queued_at < make_interval(secs => %s) FROM retrieval_pendingchunkvector "
+            " ORDER BY chunk_id LIMIT 1), "
+            "(SELECT count(*) FROM (SELECT 1 FROM retrieval_pendingchunkvector LIMIT %s) AS p)",
+            [settings.VECTOR_INDEX_DEFER_SECONDS, DEFER_MAX_PENDING])
+        busy, recent, pending = cursor.fetchone()
+    return bool(busy and recent and pending < DEFER_MAX_PENDING)
+
+
+def pending_count() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM retrieval_pendingchunkvector")
+        return cursor.fetchone()[0]
+
+
+def _move_batch(limit: int) -> int:
+    """One transaction: the oldest pending vectors go to the indexed table. The chunks are locked first (KEY SHARE,
+    skipping any being deleted), so a concurrent delete of a file waits for this batch instead of deadlocking with
+    it, and then removes the moved vectors through the foreign key's cascade."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "WITH picked AS (SELECT c.id FROM retrieval_pendingchunkvector p "
+            "  JOIN retrieval_chunk c ON c.id = p.chunk_id "
+            "  ORDER BY p.chunk_id LIMIT %s FOR KEY SHARE OF c SKIP LOCKED), "
+            "moved AS (DELETE FROM retrieval_pendingchunkvector p USING picked WHERE p.chunk_id = picked.id "
+            "  RETURNING p.chunk_id, p.vector_store_id, p.vector_store_file_id, p.embedding) "
+            "INSERT INTO retrieval_chunkvector (chunk_id, vector_store_id, vector_store_file_id, embedding) "
+            "SELECT * FROM moved", [limit])
+        return cursor.rowcount
