@@ -229,6 +229,7 @@ FILE_SEARCH_INGESTION_WAIT_SECONDS = env_int("FILE_SEARCH_INGESTION_WAIT_SECONDS
 EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 1536, minimum=1)
 # New vectors wait at most this long for the HNSW index while files are being ingested (retrieval/vector_index.py).
 VECTOR_INDEX_DEFER_SECONDS = env_seconds("VECTOR_INDEX_DEFER_SECONDS", 30, minimum=0, maximum=3600)
+VECTOR_INDEX_CONCURRENCY = env_int("VECTOR_INDEX_CONCURRENCY", 2, minimum=1)  # indexer tasks at once
 
 # --- Misc -----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

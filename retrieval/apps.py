@@ -14,6 +14,6 @@ class RetrievalConfig(AppConfig):
             "schedule": EXPIRE_EVERY_SECONDS,
         })
         settings.CELERY_BEAT_SCHEDULE.setdefault("retrieval-index-pending-vectors", {
-            "task": "retrieval.tasks.chunk_vectors_index",
+            "task": "retrieval.tasks.chunk_vectors_index_sweep",
             "schedule": INDEX_EVERY_SECONDS,
         })

@@ -30,10 +30,13 @@ def vector_stores_expire() -> int:
 
 @shared_task(autoretry_for=(OperationalError, InterfaceError), retry_backoff=2, retry_backoff_max=60, max_retries=5)
 def chunk_vectors_index() -> int:
-    from retrieval import vector_index
+    from retrieval.vector_index import run_indexer
 
-    vector_index.scheduled_task_started()
-    outcome = vector_index.index_pending()
-    if outcome.deferred:
-        vector_index.schedule(countdown=vector_index.DEFER_POLL_SECONDS)
-    return outcome.moved
+    return run_indexer()
+
+
+@shared_task
+def chunk_vectors_index_sweep() -> bool:
+    from retrieval.vector_index import schedule_if_pending
+
+    return schedule_if_pending()

@@ -10,8 +10,10 @@ but only while the oldest pending vector is younger than VECTOR_INDEX_DEFER_SECO
 DEFER_MAX_PENDING vectors wait (an exact scan of pending vectors costs searches ~13 µs a chunk). A steady stream
 of files therefore still gets indexed, at the rate HNSW allows.
 
-Sent after every file stored with vectors (at most one waiting at a time, through a Redis flag), and by beat as a
-safety net. Concurrent runs are safe: each batch takes rows the others skip.
+A group of VECTOR_INDEX_CONCURRENCY tasks does the work (HNSW inserts are CPU-bound in Postgres; concurrent ones
+are safe, and each batch takes rows the others skip). It is sent after a file is stored with vectors unless a
+group is alive (a Redis flag, kept fresh by its tasks while they work); beat checks for forgotten pending vectors
+as a safety net.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ logger = logging.getLogger(__name__)
 BATCH = 200  # vectors moved per transaction (~1 s of graph inserts at 1536 dimensions on this kind of machine)
 DEFER_MAX_PENDING = 20_000
 DEFER_POLL_SECONDS = 2.0
-SCHEDULED_KEY = "retrieval:vector-index:scheduled"
+ALIVE_KEY = "retrieval:vector-index:alive"
+ALIVE_SECONDS = 60  # a group whose tasks all died is forgotten after this long
 
 
 @dataclass(frozen=True)
@@ -37,31 +40,61 @@ class IndexOutcome:
     deferred: bool  # stopped to give way to ingestion; pending vectors remain
 
 
-def schedule(countdown: float = 1.0) -> None:
-    """Send the indexer task unless one is already waiting (the flag lives a minute at most: beat covers a lost
-    task)."""
+def schedule(countdown: float = 1.0) -> bool:
+    """Send the indexer group unless one is alive. True if it was sent."""
     from assistants_project.redis import redis_client
+
+    try:
+        if not redis_client().set(ALIVE_KEY, 1, nx=True, ex=ALIVE_SECONDS):
+            return False
+    except RedisError as exc:
+        logger.warning("Could not check the indexer flag, sending the indexer anyway: %s", exc)
+    _send(countdown=countdown, count=settings.VECTOR_INDEX_CONCURRENCY)
+    return True
+
+
+def schedule_if_pending() -> bool:
+    """Beat's safety net: vectors left pending (a lost task, a worker killed mid-batch) get an indexer."""
+    return bool(pending_count()) and schedule(countdown=0)
+
+
+def run_indexer() -> int:
+    """One task of the group: index until nothing is pending, or give way to ingestion and come back later."""
+    outcome = index_pending(on_batch=_keep_alive)
+    if outcome.deferred:
+        _keep_alive()
+        _send(countdown=DEFER_POLL_SECONDS, count=1)
+    else:
+        _flag(delete=True)
+        if pending_count():  # stored after this task's last batch, by a file that saw the flag still set
+            schedule()
+    return outcome.moved
+
+
+def _send(*, countdown: float, count: int) -> None:
     from retrieval.tasks import chunk_vectors_index
 
-    try:
-        if not redis_client().set(SCHEDULED_KEY, 1, nx=True, ex=60):
-            return
-    except RedisError as exc:
-        logger.warning("Could not check the indexer flag, sending the task anyway: %s", exc)
-    chunk_vectors_index.apply_async(countdown=countdown)
+    for _ in range(count):
+        chunk_vectors_index.apply_async(countdown=countdown)
 
 
-def scheduled_task_started() -> None:
-    """Called by the task as it starts: vectors stored from now on schedule another run."""
+def _keep_alive() -> None:
+    _flag(delete=False)
+
+
+def _flag(*, delete: bool) -> None:
     from assistants_project.redis import redis_client
 
     try:
-        redis_client().delete(SCHEDULED_KEY)
+        if delete:
+            redis_client().delete(ALIVE_KEY)
+        else:
+            redis_client().set(ALIVE_KEY, 1, ex=ALIVE_SECONDS)
     except RedisError as exc:
-        logger.warning("Could not clear the indexer flag: %s", exc)
+        logger.warning("Could not update the indexer flag: %s", exc)
 
 
-def index_pending(*, defer: bool = True, batch: int = BATCH) -> IndexOutcome:
+def index_pending(*, defer: bool = True, batch: int = BATCH, on_batch=None) -> IndexOutcome:
     """Move pending vectors into the indexed table until none are left (or, with ``defer``, ingestion has
     priority)."""
     moved = 0
@@ -72,6 +105,8 @@ def index_pending(*, defer: bool = True, batch: int = BATCH) -> IndexOutcome:
         moved += count
         if count < batch:
             return IndexOutcome(moved=moved, deferred=False)
+        if on_batch is not None:
+            on_batch()
 
 
 def ingestion_has_priority() -> bool:
@@ -94,14 +129,14 @@ def pending_count() -> int:
 
 
 def _move_batch(limit: int) -> int:
-    """One transaction: the oldest pending vectors go to the indexed table. The chunks are locked first (KEY SHARE,
-    skipping any being deleted), so a concurrent delete of a file waits for this batch instead of deadlocking with
-    it, and then removes the moved vectors through the foreign key's cascade."""
+    """One transaction: the oldest pending vectors that no other indexer holds go to the indexed table. Their chunks
+    are locked too (KEY SHARE, skipping any being deleted), so a concurrent delete of a file never deadlocks with
+    this batch: it waits for it, then removes the moved vectors through the foreign key's cascade."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "WITH picked AS (SELECT c.id FROM retrieval_pendingchunkvector p "
             "  JOIN retrieval_chunk c ON c.id = p.chunk_id "
-            "  ORDER BY p.chunk_id LIMIT %s FOR KEY SHARE OF c SKIP LOCKED), "
+            "  ORDER BY p.chunk_id LIMIT %s FOR UPDATE OF p SKIP LOCKED FOR KEY SHARE OF c SKIP LOCKED), "
             "moved AS (DELETE FROM retrieval_pendingchunkvector p USING picked WHERE p.chunk_id = picked.id "
             "  RETURNING p.chunk_id, p.vector_store_id, p.vector_store_file_id, p.embedding) "
             "INSERT INTO retrieval_chunkvector (chunk_id, vector_store_id, vector_store_file_id, embedding) "

@@ -9,13 +9,16 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def indexer_sends(monkeypatch) -> list:
-    """The indexer task is not sent from unit tests (no worker runs): each would-be send is recorded instead.
-    Tests run the indexer inline with vector_index.index_pending()."""
+    """No indexer task is sent from unit tests (no worker runs): each would-be send is recorded instead, as
+    (countdown, number of tasks). The Redis flag is real and starts cleared. Tests run the indexer inline."""
+    from assistants_project.redis import redis_client
     from retrieval import vector_index
 
+    redis_client().delete(vector_index.ALIVE_KEY)
     sent: list = []
-    monkeypatch.setattr(vector_index, "schedule", lambda countdown=1.0: sent.append(countdown))
-    return sent
+    monkeypatch.setattr(vector_index, "_send", lambda *, countdown, count: sent.append((countdown, count)))
+    yield sent
+    redis_client().delete(vector_index.ALIVE_KEY)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The indexer: new vectors wait in the pending table, then move into the HNSW-indexed one; deletes follow them."""
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from retrieval import tasks, vector_index
 from retrieval.models import Chunk, ChunkVector, PendingChunkVector, VectorStoreFile
@@ -24,7 +24,7 @@ def test_ingestion_leaves_vectors_pending_and_schedules_the_indexer(project, mak
     with django_capture_on_commit_callbacks(execute=True):
         store_of(project, make_file, ingest, n=2)
     assert PendingChunkVector.objects.count() == 2 and not ChunkVector.objects.exists()
-    assert indexer_sends, "storing a file with vectors must send the indexer"
+    assert indexer_sends == [(1.0, 2)], "storing files with vectors sends one indexer group"
 
 
 def test_keyword_only_files_schedule_nothing(project, make_file, keyword_only, ingest,
@@ -85,12 +85,65 @@ def test_the_task_indexes_and_sends_itself_again_when_it_deferred(project, make_
     busy = make_file(project, "busy.txt", "still being ingested")
     vector_store_create(project=project, file_ids=[busy.public_id])
     settings.VECTOR_INDEX_DEFER_SECONDS = 3600
+    assert vector_index.schedule() and indexer_sends == [(1.0, 2)]
     assert tasks.chunk_vectors_index() == 0
-    assert indexer_sends == [vector_index.DEFER_POLL_SECONDS]
+    assert indexer_sends[1:] == [(vector_index.DEFER_POLL_SECONDS, 1)]  # itself only: the group keeps its size
+    assert not vector_index.schedule(), "the group is alive: no second one"
     VectorStoreFile.objects.filter(status="in_progress").delete()
     assert tasks.chunk_vectors_index() == 2
-    assert indexer_sends == [vector_index.DEFER_POLL_SECONDS]  # done: not sent again
-    assert ChunkVector.objects.count() == 2
+    assert ChunkVector.objects.count() == 2 and len(indexer_sends) == 2  # done: nothing sent again
+    assert vector_index.schedule(), "the group ended: the next stored file sends a new one"
+
+
+def test_an_indexer_that_ends_while_vectors_arrive_sends_a_new_group(project, make_file, fake_embeddings, ingest,
+                                                                     monkeypatch, indexer_sends):
+    """A file stored after the task's last batch but before it dropped the flag saw the group alive and sent
+    nothing: the ending task checks once more."""
+    store_of(project, make_file, ingest, n=1)
+    real_move = vector_index._move_batch
+
+    def move_then_another_file_arrives(limit):
+        moved = real_move(limit)
+        store_of(project, make_file, ingest, n=1, name="late")  # flag alive: sends nothing
+        return moved
+
+    assert vector_index.schedule()
+    monkeypatch.setattr(vector_index, "_move_batch", move_then_another_file_arrives)
+    assert vector_index.run_indexer() == 1
+    assert PendingChunkVector.objects.count() == 1
+    assert indexer_sends == [(1.0, 2), (1.0, 2)]
+
+
+def test_beat_sends_an_indexer_for_forgotten_pending_vectors(project, make_file, fake_embeddings, ingest,
+                                                             indexer_sends):
+    assert not tasks.chunk_vectors_index_sweep() and indexer_sends == []  # nothing pending
+    store_of(project, make_file, ingest, n=1)
+    assert tasks.chunk_vectors_index_sweep() and indexer_sends == [(0, 2)]
+    assert not tasks.chunk_vectors_index_sweep(), "alive group: not sent twice"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_take_different_rows(project, make_file, fake_embeddings, ingest):
+    """Two indexers at once: the second skips the rows the first holds (instead of moving nothing after waiting)."""
+    import threading
+
+    store_of(project, make_file, ingest, n=4)
+    moved: list[int] = []
+    with transaction.atomic(), connection.cursor() as cursor:  # the two oldest, as another open batch holds them
+        cursor.execute("SELECT chunk_id FROM retrieval_pendingchunkvector ORDER BY chunk_id LIMIT 2 FOR UPDATE")
+        held = [row[0] for row in cursor.fetchall()]
+        thread = threading.Thread(target=lambda: moved.append(_move_in_new_connection()))
+        thread.start()
+        thread.join(10)
+    assert moved == [2]
+    assert set(PendingChunkVector.objects.values_list("chunk_id", flat=True)) == set(held)
+
+
+def _move_in_new_connection() -> int:
+    try:
+        return vector_index._move_batch(10)
+    finally:
+        connection.close()
 
 
 @pytest.mark.parametrize("indexed", [False, True], ids=["pending", "indexed"])
