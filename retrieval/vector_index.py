@@ -19,6 +19,7 @@ as a safety net.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 BATCH = 200  # vectors moved per transaction (~1 s of graph inserts at 1536 dimensions on this kind of machine)
 DEFER_MAX_PENDING = 20_000
 DEFER_POLL_SECONDS = 2.0
+TASK_SECONDS = 60.0  # a task then hands over to a fresh one: worker threads free up, time limits never hit
 ALIVE_KEY = "retrieval:vector-index:alive"
 ALIVE_SECONDS = 60  # a group whose tasks all died is forgotten after this long
 
@@ -37,7 +39,7 @@ ALIVE_SECONDS = 60  # a group whose tasks all died is forgotten after this long
 @dataclass(frozen=True)
 class IndexOutcome:
     moved: int
-    deferred: bool  # stopped to give way to ingestion; pending vectors remain
+    deferred: bool  # stopped early (to give way to ingestion, or out of time); pending vectors remain
 
 
 def schedule(countdown: float = 1.0) -> bool:
@@ -55,18 +57,19 @@ def schedule(countdown: float = 1.0) -> bool:
 
 def schedule_if_pending() -> bool:
     """Beat's safety net: vectors left pending (a lost task, a worker killed mid-batch) get an indexer."""
-    return bool(pending_count()) and schedule(countdown=0)
+    return has_pending() and schedule(countdown=0)
 
 
 def run_indexer() -> int:
-    """One task of the group: index until nothing is pending, or give way to ingestion and come back later."""
-    outcome = index_pending(on_batch=_keep_alive)
+    """One task of the group: index until nothing is pending, or stop early (ingestion has priority, or the task
+    has run TASK_SECONDS) and send itself again."""
+    outcome = index_pending(batch=BATCH, on_batch=_keep_alive, seconds=TASK_SECONDS)
     if outcome.deferred:
         _keep_alive()
-        _send(countdown=DEFER_POLL_SECONDS, count=1)
+        _send(countdown=DEFER_POLL_SECONDS if outcome.moved == 0 else 0, count=1)
     else:
         _flag(delete=True)
-        if pending_count():  # stored after this task's last batch, by a file that saw the flag still set
+        if has_pending():  # stored after this task's last batch, by a file that saw the flag still set
             schedule()
     return outcome.moved
 
@@ -94,10 +97,11 @@ def _flag(*, delete: bool) -> None:
         logger.warning("Could not update the indexer flag: %s", exc)
 
 
-def index_pending(*, defer: bool = True, batch: int = BATCH, on_batch=None) -> IndexOutcome:
-    """Move pending vectors into the indexed table until none are left (or, with ``defer``, ingestion has
-    priority)."""
-    moved = 0
+def index_pending(*, defer: bool = True, batch: int = BATCH, on_batch=None,
+                  seconds: float | None = None) -> IndexOutcome:
+    """Move pending vectors into the indexed table until none are left, or until (``defer``) ingestion has priority
+    or ``seconds`` have passed."""
+    moved, deadline = 0, None if seconds is None else time.monotonic() + seconds
     while True:
         if defer and ingestion_has_priority():
             return IndexOutcome(moved=moved, deferred=True)
@@ -107,6 +111,8 @@ def index_pending(*, defer: bool = True, batch: int = BATCH, on_batch=None) -> I
             return IndexOutcome(moved=moved, deferred=False)
         if on_batch is not None:
             on_batch()
+        if deadline is not None and time.monotonic() >= deadline:  # after a batch: every task makes progress
+            return IndexOutcome(moved=moved, deferred=True)
 
 
 def ingestion_has_priority() -> bool:
@@ -120,6 +126,12 @@ def ingestion_has_priority() -> bool:
             [settings.VECTOR_INDEX_DEFER_SECONDS, DEFER_MAX_PENDING])
         busy, recent, pending = cursor.fetchone()
     return bool(busy and recent and pending < DEFER_MAX_PENDING)
+
+
+def has_pending() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM retrieval_pendingchunkvector)")
+        return cursor.fetchone()[0]
 
 
 def pending_count() -> int:

@@ -95,6 +95,15 @@ def test_the_task_indexes_and_sends_itself_again_when_it_deferred(project, make_
     assert vector_index.schedule(), "the group ended: the next stored file sends a new one"
 
 
+def test_a_task_out_of_time_hands_over_to_a_fresh_one(project, make_file, fake_embeddings, ingest, monkeypatch,
+                                                       indexer_sends):
+    store_of(project, make_file, ingest, n=3)
+    monkeypatch.setattr(vector_index, "BATCH", 1)
+    monkeypatch.setattr(vector_index, "TASK_SECONDS", 0)
+    assert tasks.chunk_vectors_index() == 1  # one batch, then out of time
+    assert indexer_sends == [(0, 1)] and PendingChunkVector.objects.count() == 2
+
+
 def test_an_indexer_that_ends_while_vectors_arrive_sends_a_new_group(project, make_file, fake_embeddings, ingest,
                                                                      monkeypatch, indexer_sends):
     """A file stored after the task's last batch but before it dropped the flag saw the group alive and sent
