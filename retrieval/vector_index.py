@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
 from redis import RedisError
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,12 @@ def schedule(countdown: float = 1.0) -> bool:
             return False
     except RedisError as exc:
         logger.warning("Could not check the indexer flag, sending the indexer anyway: %s", exc)
-    _send(countdown=countdown, count=settings.VECTOR_INDEX_CONCURRENCY)
+    try:
+        _send(countdown=countdown, count=settings.VECTOR_INDEX_CONCURRENCY)
+    except KombuOperationalError as exc:  # the file is stored all the same; beat sends the indexer later
+        logger.warning("Could not send the indexer (broker unreachable): %s", exc)
+        _flag(delete=True)
+        return False
     return True
 
 

@@ -123,6 +123,22 @@ def test_an_indexer_that_ends_while_vectors_arrive_sends_a_new_group(project, ma
     assert indexer_sends == [(1.0, 2), (1.0, 2)]
 
 
+def test_a_broker_outage_does_not_fail_the_stored_file(project, make_file, fake_embeddings, ingest, monkeypatch,
+                                                       django_capture_on_commit_callbacks):
+    from kombu.exceptions import OperationalError
+
+    def broker_down(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(vector_index, "_send", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        store = store_of(project, make_file, ingest, n=1)  # asserts the file completed
+    assert PendingChunkVector.objects.filter(vector_store_id=store.pk).count() == 1
+    from assistants_project.redis import redis_client
+
+    assert not redis_client().exists(vector_index.ALIVE_KEY)  # no group is alive: beat's sweep sends one later
+
+
 def test_beat_sends_an_indexer_for_forgotten_pending_vectors(project, make_file, fake_embeddings, ingest,
                                                              indexer_sends):
     assert not tasks.chunk_vectors_index_sweep() and indexer_sends == []  # nothing pending
