@@ -80,6 +80,27 @@ def test_an_interrupted_reindex_resumes(project, make_file, fake_embeddings, ing
     assert set(VectorStoreFile.objects.values_list("embedding_dimensions", flat=True)) == {512}
 
 
+def test_a_long_reindex_keeps_few_vectors_pending(project, make_file, fake_embeddings, ingest, settings,
+                                                 monkeypatch):
+    """Searches scan pending vectors exactly, so the command indexes them as it goes, not only at the end."""
+    from retrieval import vector_index
+
+    store_with(project, make_file, ingest, n=4)
+    vector_index.index_pending(defer=False)
+    settings.EMBEDDING_DIMENSIONS = 512
+    monkeypatch.setattr("retrieval.management.commands.reindex.PENDING_MAX", 2)
+    real, seen = ingestion.vector_store_file_reindex, []
+
+    def record_pending(**kwargs):
+        seen.append(PendingChunkVector.objects.count())
+        return real(**kwargs)
+
+    monkeypatch.setattr("retrieval.management.commands.reindex.vector_store_file_reindex", record_pending)
+    call_command("reindex", verbosity=0)
+    assert seen == [0, 1, 0, 1] and not PendingChunkVector.objects.exists()
+    assert ChunkVector.objects.count() == 4
+
+
 def test_a_provider_failure_keeps_the_old_vectors(project, make_file, fake_embeddings, ingest, settings):
     store_with(project, make_file, ingest, n=1)
     settings.EMBEDDING_DIMENSIONS = 256

@@ -14,7 +14,9 @@ from tqdm import tqdm
 from retrieval import embeddings, indexes
 from retrieval.ingestion import CHUNKER_VERSION, vector_store_file_reindex
 from retrieval.models import VectorStore, VectorStoreFile
-from retrieval.vector_index import index_pending
+from retrieval.vector_index import index_pending, pending_count
+
+PENDING_MAX = 5_000
 
 
 class Command(BaseCommand):
@@ -57,6 +59,8 @@ class Command(BaseCommand):
             with tqdm(total=len(pks), unit="file", disable=verbosity == 0) as bar:
                 for pk in pks:
                     outcomes[vector_store_file_reindex(vsf_id=pk, config=config)] += 1
+                    if pending_count() >= PENDING_MAX:  # searches scan pending vectors: keep them few
+                        index_pending(defer=False)
                     bar.update(1)
                     bar.set_postfix(outcomes, refresh=False)
         except KeyboardInterrupt:
