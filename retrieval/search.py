@@ -222,16 +222,21 @@ def _vector_literal(vector) -> str:
 
 
 def _nearest(scope: _Scope, vector, dims: int, limit: int) -> list[int]:
-    params = {**scope.sql()[1], "vector": _vector_literal(vector), "limit": limit}
+    where, params = scope.sql()
+    params = {**params, "vector": _vector_literal(vector), "limit": limit}
     with connection.cursor() as cursor:
-        if scope.chunks <= EXACT_SCAN_MAX_CHUNKS or dims > HNSW_MAX_DIMENSIONS:
+        # How many of the scope's vectors are in the HNSW index: a graph walk for a store whose vectors are all
+        # still pending would search the whole graph in vain. (A vector in scope always has the configured size.)
+        cursor.execute(f"SELECT count(*) FROM retrieval_pendingchunkvector WHERE {where}", params)
+        indexed = max(0, scope.chunks - cursor.fetchone()[0])
+        if indexed <= EXACT_SCAN_MAX_CHUNKS or dims > HNSW_MAX_DIMENSIONS:
             cursor.execute(nearest_sql(scope, dims, exact=True), params)
             return _closest(cursor.fetchall(), limit)
         # The graph walk returns ef_search nearest rows of the whole table and the scope filter applies after
         # it, so ef_search grows with how little of the table the scope is (and again if too few survive).
         # Kept with pgvector 0.8's iterative scans too: the bench's recall@30 fell by about 0.1 at ef_search 40.
         _, _, table = _lexeme_stats()
-        ef = math.ceil(limit * 1.5 * max(1.0, table / scope.chunks))
+        ef = math.ceil(limit * 1.5 * max(1.0, table / indexed))
         ef = max(HNSW_EF_SEARCH_MIN, limit, min(HNSW_EF_SEARCH_MAX, ef))
         scope_local = "LOCAL " if connection.in_atomic_block else ""  # else for the session: always set first
         if _iterative_scan_supported():
@@ -240,8 +245,7 @@ def _nearest(scope: _Scope, vector, dims: int, limit: int) -> list[int]:
             cursor.execute(f"SET {scope_local}hnsw.ef_search = {int(ef)}")
             cursor.execute(nearest_sql(scope, dims, exact=False), params)
             rows = cursor.fetchall()
-            pending = sum(1 for row in rows if not row[2])
-            if sum(1 for row in rows if row[2]) >= min(limit, scope.chunks - pending) or ef >= HNSW_EF_SEARCH_MAX:
+            if sum(1 for row in rows if row[2]) >= min(limit, indexed) or ef >= HNSW_EF_SEARCH_MAX:
                 return _closest(rows, limit)  # at the ceiling, a small scope in a huge table may get fewer (< 0.8)
             ef = min(HNSW_EF_SEARCH_MAX, ef * 4)
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from assistants_project.api.errors import InvalidRequest, NotFoundError
@@ -233,8 +234,11 @@ def test_the_hnsw_path_finds_the_same_answer(project, corpus, fake_embeddings, m
         assert index_pending(defer=False).moved == 4
         assert not PendingChunkVector.objects.exists() and ChunkVector.objects.count() == 4
     monkeypatch.setattr(search_module, "EXACT_SCAN_MAX_CHUNKS", 0)
-    results = search(project=project, vector_store_ids=[store], query="How long is the warranty?")
+    with CaptureQueriesContext(connection) as queries:
+        results = search(project=project, vector_store_ids=[store], query="How long is the warranty?")
     assert results[0].file_id == files["warranty.txt"].public_id
+    walked = any("::vector(1536)) <=>" in q["sql"] for q in queries.captured_queries)
+    assert walked == indexed  # no graph walk for a store with nothing in the graph: it would search it all in vain
 
 
 def test_pending_and_indexed_vectors_are_ranked_together(project, corpus, fake_embeddings, make_file, ingest,
