@@ -18,6 +18,12 @@ def store_of(project, make_file, ingest, n=3, name="kb"):
     return store
 
 
+def leave_a_file_in_progress(project, make_file) -> None:
+    """A file being ingested (its task never runs here): the indexer gives way to it."""
+    busy = make_file(project, "busy.txt", "still being ingested")
+    vector_store_create(project=project, file_ids=[busy.public_id])
+
+
 def test_ingestion_leaves_vectors_pending_and_schedules_the_indexer(project, make_file, fake_embeddings, ingest,
                                                                     django_capture_on_commit_callbacks,
                                                                     indexer_sends):
@@ -50,8 +56,7 @@ def test_index_pending_moves_every_vector_in_batches(project, make_file, fake_em
 
 def test_the_indexer_gives_way_to_ingestion_for_a_while(project, make_file, fake_embeddings, ingest, settings):
     store_of(project, make_file, ingest, n=2)
-    busy = make_file(project, "busy.txt", "still being ingested")
-    vector_store_create(project=project, file_ids=[busy.public_id])  # in_progress, never ingested here
+    leave_a_file_in_progress(project, make_file)
     settings.VECTOR_INDEX_DEFER_SECONDS = 3600
     assert vector_index.ingestion_has_priority()
     assert vector_index.index_pending() == vector_index.IndexOutcome(moved=0, deferred=True)
@@ -65,8 +70,7 @@ def test_the_indexer_gives_way_to_ingestion_for_a_while(project, make_file, fake
 def test_too_many_pending_vectors_are_indexed_even_while_ingesting(project, make_file, fake_embeddings, ingest,
                                                                    settings, monkeypatch):
     store_of(project, make_file, ingest, n=3)
-    busy = make_file(project, "busy.txt", "still being ingested")
-    vector_store_create(project=project, file_ids=[busy.public_id])
+    leave_a_file_in_progress(project, make_file)
     settings.VECTOR_INDEX_DEFER_SECONDS = 3600
     monkeypatch.setattr(vector_index, "DEFER_MAX_PENDING", 3)
     assert vector_index.index_pending(batch=1) == vector_index.IndexOutcome(moved=1, deferred=True)
@@ -82,8 +86,7 @@ def test_nothing_in_progress_means_no_deferral(project, make_file, fake_embeddin
 def test_the_task_indexes_and_sends_itself_again_when_it_deferred(project, make_file, fake_embeddings, ingest,
                                                                    settings, indexer_sends):
     store_of(project, make_file, ingest, n=2)
-    busy = make_file(project, "busy.txt", "still being ingested")
-    vector_store_create(project=project, file_ids=[busy.public_id])
+    leave_a_file_in_progress(project, make_file)
     settings.VECTOR_INDEX_DEFER_SECONDS = 3600
     assert vector_index.schedule() and indexer_sends == [(1.0, 2)]
     assert tasks.chunk_vectors_index() == 0
