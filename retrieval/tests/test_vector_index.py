@@ -108,7 +108,8 @@ def test_a_task_out_of_time_hands_over_to_a_fresh_one(project, make_file, fake_e
 
 
 def test_an_indexer_that_ends_while_vectors_arrive_sends_a_new_group(project, make_file, fake_embeddings, ingest,
-                                                                     monkeypatch, indexer_sends):
+                                                                     monkeypatch, indexer_sends,
+                                                                     django_capture_on_commit_callbacks):
     """A file stored after the task's last batch but before it dropped the flag saw the group alive and sent
     nothing: the ending task checks once more."""
     store_of(project, make_file, ingest, n=1)
@@ -116,14 +117,16 @@ def test_an_indexer_that_ends_while_vectors_arrive_sends_a_new_group(project, ma
 
     def move_then_another_file_arrives(limit):
         moved = real_move(limit)
-        store_of(project, make_file, ingest, n=1, name="late")  # flag alive: sends nothing
+        with django_capture_on_commit_callbacks(execute=True):
+            store_of(project, make_file, ingest, n=1, name="late")
+        assert indexer_sends == [(1.0, 2)], "the group is alive: the late file sends nothing"
         return moved
 
     assert vector_index.schedule()
     monkeypatch.setattr(vector_index, "_move_batch", move_then_another_file_arrives)
     assert vector_index.run_indexer() == 1
     assert PendingChunkVector.objects.count() == 1
-    assert indexer_sends == [(1.0, 2), (1.0, 2)]
+    assert indexer_sends == [(1.0, 2), (1.0, 2)]  # the ending task's second look sent a new group
 
 
 def test_a_broker_outage_does_not_fail_the_stored_file(project, make_file, fake_embeddings, ingest, monkeypatch,
