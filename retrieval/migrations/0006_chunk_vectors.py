@@ -16,6 +16,9 @@ def move_vectors(apps, schema_editor):
 
     using = schema_editor.connection
     with using.cursor() as cursor:
+        # The copy is one pass over the vectors; the index build after it is the long part on a big database, and
+        # far faster when the graph fits in memory (pgvector warns when it does not).
+        cursor.execute("SET LOCAL maintenance_work_mem = '1GB'")
         cursor.execute("INSERT INTO retrieval_chunkvector (chunk_id, vector_store_id, vector_store_file_id, embedding) "
                        "SELECT id, vector_store_id, vector_store_file_id, embedding FROM retrieval_chunk "
                        "WHERE embedding IS NOT NULL")
