@@ -74,6 +74,7 @@ class _Scope:
     chunks: int  # chunks in scope
     excluded: list[int]  # out-of-scope files that have chunks
     included: list[int] | None  # the in-scope files, when that list is the shorter one
+    pending: int = 0  # (vector side) of the chunks, those whose vectors are not in the HNSW index yet
 
     def sql(self, *, indexed: bool = True) -> tuple[str, dict]:
         """``indexed=False`` keeps the planner from intersecting with the store/file btree: cheaper when the rows
@@ -182,7 +183,8 @@ def _stores(project: Project, refs: list[str | VectorStore]) -> list[VectorStore
 def _scopes(project: Project, stores: list[VectorStore], spec: dict | None,
             config: embeddings.EmbeddingConfig | None, queries: list[str]) -> tuple[_Scope, _Scope, list[list[str]]]:
     """(full-text scope, vector scope, each query's lexemes) in one round trip, aggregated in SQL: a store with
-    thousands of files costs no more than one with a few."""
+    thousands of files costs no more than one with a few. The vector scope's pending vectors are counted without a
+    size check: a file in scope has the configured size (its vectors and their size are written together)."""
     match, params = filter_sql(spec, "attributes") if spec else ("true", [])
     store_pks = [s.pk for s in stores]
     model, dims = (config.model, config.dimensions) if config else ("", 0)
@@ -202,11 +204,13 @@ def _scopes(project: Project, stores: list[VectorStore], spec: dict | None,
             f"FROM retrieval_vectorstorefile WHERE project_id = %s AND vector_store_id = ANY(%s)) "
             f"SELECT {', '.join(sides)}, "
             "(SELECT json_agg(array(SELECT lexeme FROM unnest(to_tsvector(%s::regconfig, q.text)) ORDER BY lexeme) "
-            " ORDER BY q.ord) FROM unnest(%s::text[]) WITH ORDINALITY AS q(text, ord)) FROM f",
-            [*params, *params, model, dims, project.pk, store_pks, TEXT_SEARCH_CONFIG, queries])
+            " ORDER BY q.ord) FROM unnest(%s::text[]) WITH ORDINALITY AS q(text, ord)), "
+            "(SELECT count(*) FROM retrieval_pendingchunkvector p WHERE p.vector_store_id = ANY(%s) "
+            " AND p.vector_store_file_id IN (SELECT id FROM f WHERE embedded)) FROM f",
+            [*params, *params, model, dims, project.pk, store_pks, TEXT_SEARCH_CONFIG, queries, store_pks])
         row = cursor.fetchone()
     text = _Scope(store_pks, chunks=row[1], excluded=row[2] or [], included=row[3])
-    vector = _Scope(store_pks, chunks=row[5], excluded=row[6] or [], included=row[7])
+    vector = _Scope(store_pks, chunks=row[5], excluded=row[6] or [], included=row[7], pending=row[9])
     if text.included is not None and not text.included:
         text.chunks = 0
     if vector.included is not None and not vector.included:
@@ -222,13 +226,11 @@ def _vector_literal(vector) -> str:
 
 
 def _nearest(scope: _Scope, vector, dims: int, limit: int) -> list[int]:
-    where, params = scope.sql()
-    params = {**params, "vector": _vector_literal(vector), "limit": limit}
+    params = {**scope.sql()[1], "vector": _vector_literal(vector), "limit": limit}
+    # Only the vectors already in the HNSW index count for the graph walk: for a store whose vectors are all still
+    # pending it would search the whole graph in vain.
+    indexed = max(0, scope.chunks - scope.pending)
     with connection.cursor() as cursor:
-        # How many of the scope's vectors are in the HNSW index: a graph walk for a store whose vectors are all
-        # still pending would search the whole graph in vain. (A vector in scope always has the configured size.)
-        cursor.execute(f"SELECT count(*) FROM retrieval_pendingchunkvector WHERE {where}", params)
-        indexed = max(0, scope.chunks - cursor.fetchone()[0])
         if indexed <= EXACT_SCAN_MAX_CHUNKS or dims > HNSW_MAX_DIMENSIONS:
             cursor.execute(nearest_sql(scope, dims, exact=True), params)
             return _closest(cursor.fetchall(), limit)
