@@ -138,6 +138,7 @@ _CHUNK_COLUMNS = ("id", "project_id", "vector_store_id", "vector_store_file_id",
                   "text", "token_count")
 _CHUNK_TYPES = ["int8", "int8", "int8", "int8", "int8", "int4", "int4", "text", "int4"]
 _VECTOR_COLUMNS = ("chunk_id", "vector_store_id", "vector_store_file_id", "embedding")
+_VECTOR_TYPES = ["int8", "int8", "int8", "vector"]
 
 
 class _Wire(bytes):
@@ -179,6 +180,6 @@ def _copy_chunks(vsf: VectorStoreFile, prepared: Prepared) -> None:
         cursor.adapters.register_dumper(_Wire, type("", (_WireDumper,), {"oid": info.oid}))
         with cursor.copy(f"COPY retrieval_pendingchunkvector ({', '.join(_VECTOR_COLUMNS)}) "
                          "FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["int8", "int8", "int8", "vector"])
+            copy.set_types(_VECTOR_TYPES)
             for chunk_id, vector in zip(ids, prepared.vectors, strict=True):
                 copy.write_row((chunk_id, vsf.vector_store_id, vsf.pk, _wire(vector)))

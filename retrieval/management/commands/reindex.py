@@ -59,7 +59,7 @@ class Command(BaseCommand):
             with tqdm(total=len(pks), unit="file", disable=verbosity == 0) as bar:
                 for pk in pks:
                     outcomes[vector_store_file_reindex(vsf_id=pk, config=config)] += 1
-                    if pending_count() >= PENDING_MAX:  # searches scan pending vectors: keep them few
+                    if pending_count(at_most=PENDING_MAX) >= PENDING_MAX:  # searches scan them: keep them few
                         index_pending(defer=False)
                     bar.update(1)
                     bar.set_postfix(outcomes, refresh=False)
