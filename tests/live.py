@@ -58,6 +58,16 @@ def e2e_env(fake_base_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def e2e_db():
+    """An autocommit connection to the live server's database, for what the API does not show (use it in ``with``)."""
+    import psycopg
+
+    from assistants_project import embedded
+
+    params = embedded.ensure_postgres(E2E_DATA_DIR)
+    return psycopg.connect(dbname=params["NAME"], user=params["USER"], host=params["HOST"], autocommit=True)
+
+
 def reset_e2e_stores() -> None:
     """A fresh database and an empty Redis, so no earlier session's objects or queued tasks leak in."""
     from assistants_project import embedded

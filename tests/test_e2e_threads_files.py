@@ -7,7 +7,7 @@ import os
 import openai
 import pytest
 
-from tests.live import E2E_DATA_DIR
+from tests.live import E2E_DATA_DIR, e2e_db
 
 pytestmark = pytest.mark.e2e
 
@@ -15,12 +15,7 @@ pytestmark = pytest.mark.e2e
 def _mark_run(message_ids: list[str], run_id: str) -> None:
     """Stamp messages as a run's output, straight in the live server's database: what the runs engine will
     write (through assistants.services.message_create), without needing a run here."""
-    import psycopg
-
-    from assistants_project import embedded
-
-    params = embedded.ensure_postgres(E2E_DATA_DIR)
-    with psycopg.connect(dbname=params["NAME"], user=params["USER"], host=params["HOST"], autocommit=True) as conn:
+    with e2e_db() as conn:
         conn.execute("UPDATE assistants_message SET run_public_id = %s, assistant_public_id = 'asst_e2e' "
                      "WHERE public_id = ANY(%s)", (run_id, message_ids))
 

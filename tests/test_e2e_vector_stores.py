@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from retrieval.tests.docs import make_docx, make_pdf
-from tests.live import ROOT, e2e_env
+from tests.live import ROOT, e2e_db, e2e_env
 from tests.schema import assert_schema
 
 pytestmark = pytest.mark.e2e
@@ -64,13 +64,7 @@ def test_upload_and_poll_a_pdf_a_docx_and_markdown_then_search(live):
 
 def _vector_rows(store_id: str) -> tuple[int, int, int]:
     """(chunks, pending vectors, indexed vectors) of a store, read straight from the live server's database."""
-    import psycopg
-
-    from assistants_project import embedded
-    from tests.live import E2E_DATA_DIR
-
-    params = embedded.ensure_postgres(E2E_DATA_DIR)
-    with psycopg.connect(dbname=params["NAME"], user=params["USER"], host=params["HOST"], autocommit=True) as conn:
+    with e2e_db() as conn:
         return conn.execute(
             "SELECT (SELECT count(*) FROM retrieval_chunk WHERE vector_store_id = s.id), "
             "(SELECT count(*) FROM retrieval_pendingchunkvector WHERE vector_store_id = s.id), "
