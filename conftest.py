@@ -9,14 +9,14 @@ pytest_plugins = ["tests.live"]
 
 @pytest.fixture
 def project(db):
-    from assistants.services import project_get_or_create
+    from tenancy.services import project_get_or_create
 
     return project_get_or_create(name="project-a")
 
 
 @pytest.fixture
 def other_project(db):
-    from assistants.services import project_get_or_create
+    from tenancy.services import project_get_or_create
 
     return project_get_or_create(name="project-b")
 
@@ -24,7 +24,7 @@ def other_project(db):
 def _client_for(project):
     from rest_framework.test import APIClient
 
-    from assistants.services import api_key_create
+    from tenancy.services import api_key_create
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(project=project)}",

@@ -1,4 +1,5 @@
-"""Operators' view: projects and keys, and per project its assistants and threads (read as conversations).
+"""Operators' view: per project, its assistants and threads (read as conversations); projects and keys are in
+``tenancy.admin``.
 
 Read-mostly: conversation content is shown, never edited, here."""
 
@@ -6,14 +7,11 @@ from __future__ import annotations
 
 import json
 
-from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib import admin
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
-from assistants.models import ApiKey, Assistant, Message, Project, Thread, hash_key
-from assistants.services import api_key_create
+from assistants.models import Assistant, Message, Thread
 
 CONVERSATION_TAIL = 200  # the thread page shows this many latest messages; the message list has them all
 
@@ -44,44 +42,6 @@ class ReadOnlyMixin:
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
-
-
-@admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "public_id", "created_at"]
-    search_fields = ["name", "public_id"]
-    readonly_fields = ["public_id", "created_at"]
-
-
-@admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
-    """Only the hash is stored: the raw key is shown once, in a message right after it is created."""
-
-    list_display = ["prefix", "name", "project", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["project", ("revoked_at", admin.EmptyFieldListFilter), "created_at"]
-    search_fields = ["name", "prefix", "project__name", "project__public_id"]
-    actions = ["revoke"]
-
-    def get_fields(self, request, obj=None):
-        return ["project", "name"] if obj is None else ["project", "name", "prefix", "created_at", "last_used_at",
-                                                        "revoked_at"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else ["project", "prefix", "created_at", "last_used_at"]
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            super().save_model(request, obj, form, change)
-            return
-        raw = api_key_create(project=obj.project, name=obj.name)
-        obj.pk = ApiKey.objects.only("pk").get(key_hash=hash_key(raw)).pk
-        obj.refresh_from_db()
-        self.message_user(request, f"The new API key (shown only this once; copy it now): {raw}", messages.WARNING)
-
-    @admin.action(description="Revoke the selected keys")
-    def revoke(self, request, queryset: QuerySet[ApiKey]) -> None:
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        self.message_user(request, f"Revoked {count} key(s).")
 
 
 class TenantAdmin(admin.ModelAdmin):

@@ -4,19 +4,3 @@ from django.apps import AppConfig
 class AssistantsConfig(AppConfig):
     name = "assistants"
     verbose_name = "Assistants and conversations"
-
-    def ready(self):
-        from django.db.models.signals import post_delete, post_save
-
-        from assistants.models import ApiKey
-
-        # Any change to a key (revoked in the admin, moved, deleted, its project deleted) drops it from the
-        # authentication cache.
-        post_save.connect(_forget_key, sender=ApiKey, dispatch_uid="api_key_cache_forget_save")
-        post_delete.connect(_forget_key, sender=ApiKey, dispatch_uid="api_key_cache_forget_delete")
-
-
-def _forget_key(sender, instance, **kwargs):
-    from assistants.services import api_key_cache_forget
-
-    api_key_cache_forget(key_hash=instance.key_hash)

@@ -1,60 +1,10 @@
-"""Tenancy (Project, ApiKey) and conversation state (Assistant, Thread, Message)."""
+"""Conversation state: Assistant, Thread, Message (projects and keys are in ``tenancy``)."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-
 from django.db import models
 
-from assistants_project.api.ids import new_id
-from assistants_project.api.models import TenantModel
-
-
-class Project(models.Model):
-    """A tenant: owns API keys and every object."""
-
-    public_id = models.CharField(max_length=64, unique=True, editable=False)
-    name = models.CharField(max_length=200, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return self.name
-
-    def save(self, *args, **kwargs):
-        if not self.public_id:
-            self.public_id = new_id("project")
-        super().save(*args, **kwargs)
-
-
-def hash_key(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-class ApiKey(models.Model):
-    """Only the SHA-256 of a key is stored; the key itself is shown once, at creation."""
-
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=200, blank=True)
-    prefix = models.CharField(max_length=16, editable=False)
-    key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        verbose_name = "API key"
-
-    def __str__(self) -> str:
-        return f"{self.prefix}… ({self.project})"
-
-    @staticmethod
-    def generate_raw() -> str:
-        return "sk-" + secrets.token_urlsafe(32)
-
-    def set_key(self, raw: str) -> None:
-        self.key_hash = hash_key(raw)
-        self.prefix = raw[:8]
+from tenancy.models import TenantModel
 
 
 class Assistant(TenantModel):

@@ -7,10 +7,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from assistants.models import Assistant, Message, Project, Thread
-from assistants.selectors import api_key_cache_key, thread_get
+from assistants.models import Assistant, Message, Thread
+from assistants.selectors import thread_get
 from assistants.tool_resources import thread_attachments_index, tool_resources_resolve
 from assistants_project.api.errors import InvalidRequest, NotFoundError, OpenAIError
+from tenancy.models import Project
 
 
 def assistant_create(*, project: Project, **fields) -> Assistant:
@@ -168,49 +169,3 @@ def message_modify(*, message: Message, **fields: Any) -> Message:
 
 def message_delete(*, message: Message) -> None:
     message.delete()
-
-
-def project_get_or_create(*, name: str = "default") -> Project:
-    project, _ = Project.objects.get_or_create(name=name)
-    return project
-
-
-def api_key_create(*, project: Project, name: str = "", raw: str | None = None) -> str:
-    """Store a key's hash and return the key: the only time it is ever shown."""
-    from assistants.models import ApiKey
-
-    raw = raw or ApiKey.generate_raw()
-    key = ApiKey(project=project, name=name)
-    key.set_key(raw)
-    key.save()
-    return raw
-
-
-def api_key_ensure(*, project: Project, raw: str) -> None:
-    """Make exactly this key valid for the project (ASSISTANTS_API_KEY)."""
-    from assistants.models import ApiKey, hash_key
-
-    key = ApiKey.objects.filter(key_hash=hash_key(raw)).first()
-    if key is None:
-        api_key_create(project=project, name="ASSISTANTS_API_KEY", raw=raw)
-    elif key.revoked_at is not None or key.project_id != project.pk:
-        key.revoked_at, key.project = None, project
-        key.save(update_fields=["revoked_at", "project"])
-
-
-def api_key_revoke(*, raw: str) -> bool:
-    from django.utils import timezone
-
-    from assistants.models import ApiKey, hash_key
-
-    revoked = ApiKey.objects.filter(key_hash=hash_key(raw), revoked_at__isnull=True).update(revoked_at=timezone.now())
-    api_key_cache_forget(key_hash=hash_key(raw))  # update() sends no signal
-    return bool(revoked)
-
-
-def api_key_cache_forget(*, key_hash: str) -> None:
-    """Drop a key from the authentication cache (see selectors.api_key_project). If Redis cannot be reached the
-    entry cannot be dropped either, so that is an error: the key would stay valid up to a minute."""
-    from assistants_project.redis import redis_client
-
-    redis_client().delete(api_key_cache_key(key_hash))

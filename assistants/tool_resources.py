@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from assistants.models import Project
 from assistants_project.api.errors import InvalidRequest, NotFoundError
+from tenancy.models import Project
 
 
 def tool_resources_resolve(*, project: Project, tool_resources: dict | None, param: str = "tool_resources") -> dict:

@@ -27,8 +27,8 @@ def check_vector_extension() -> None:
 
 
 def ensure_api_key(out=sys.stdout) -> None:
-    from assistants.models import ApiKey
-    from assistants.services import api_key_create, api_key_ensure, project_get_or_create
+    from tenancy.models import ApiKey
+    from tenancy.services import api_key_create, api_key_ensure, project_get_or_create
 
     project = project_get_or_create(name="default")
     if settings.ASSISTANTS_API_KEY:

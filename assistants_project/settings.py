@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "assistants_project.api",
+    "tenancy",
     "assistants",
     "files",
     "runs",
@@ -205,7 +206,7 @@ FILE_UPLOAD_TEMP_DIR = None
 # --- API ---------------------------------------------------------------------------------------------
 ASSISTANTS_API_KEY = env_str("ASSISTANTS_API_KEY")
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["assistants_project.api.auth.BearerKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["tenancy.auth.BearerKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [

@@ -67,7 +67,7 @@ def load(messages: int):
     from django.db import connection, transaction
 
     from assistants.models import Message, Thread
-    from assistants.services import api_key_ensure, project_get_or_create
+    from tenancy.services import api_key_ensure, project_get_or_create
 
     project = project_get_or_create(name="bench")
     api_key_ensure(project=project, raw=BENCH_KEY)

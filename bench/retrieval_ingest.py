@@ -212,10 +212,10 @@ def main() -> None:
     setup(args)
     from django.db.models import Count, Q, Sum
 
-    from assistants.services import project_get_or_create
     from retrieval import embeddings
     from retrieval.models import VectorStore, VectorStoreFile
     from retrieval.services import file_batch_create, vector_store_create
+    from tenancy.services import project_get_or_create
 
     project = project_get_or_create(name=PROJECT)
     VectorStore.objects.filter(project=project).delete()

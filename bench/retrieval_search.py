@@ -88,11 +88,11 @@ def loaded_signature() -> str | None:
 def load(args) -> None:
     from django.db import connection
 
-    from assistants.services import project_get_or_create
     from files.models import File
     from retrieval import indexes
     from retrieval.ingestion import CHUNKER_VERSION
     from retrieval.models import VectorStore, VectorStoreFile
+    from tenancy.services import project_get_or_create
 
     t0 = time.perf_counter()
     print("resetting the retrieval tables of the bench database ...", flush=True)
@@ -217,8 +217,8 @@ def main() -> None:
     if not (args.reuse and loaded_signature() == bench_signature(args)):
         load(args)
 
-    from assistants.models import Project
     from retrieval.models import VectorStore
+    from tenancy.models import Project
 
     project = Project.objects.get(name=PROJECT)
     stores = list(VectorStore.objects.filter(project=project).order_by("pk"))

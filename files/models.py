@@ -1,6 +1,6 @@
 from django.db import models
 
-from assistants_project.api.models import TenantModel
+from tenancy.models import TenantModel
 
 
 class File(TenantModel):

@@ -3,9 +3,9 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from assistants.models import Project
 from assistants_project.api.errors import NotFoundError
 from files.models import File
+from tenancy.models import Project
 
 
 def file_list(*, project: Project, purpose: str | None = None) -> QuerySet[File]:

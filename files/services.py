@@ -12,10 +12,10 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from assistants.models import Project
 from assistants_project.api.ids import new_id
 from files.models import File
 from files.uploads import too_large_error
+from tenancy.models import Project
 
 logger = logging.getLogger(__name__)
 

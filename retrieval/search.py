@@ -28,12 +28,12 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from assistants.models import Project
 from assistants_project.api.errors import InvalidRequest, NotFoundError
 from retrieval import embeddings
 from retrieval.filters import filter_sql, validate_filter
 from retrieval.indexes import HNSW_MAX_DIMENSIONS
 from retrieval.models import TEXT_SEARCH_CONFIG, VectorStore
+from tenancy.models import Project
 
 logger = logging.getLogger(__name__)
 

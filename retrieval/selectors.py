@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from assistants.models import Project
 from assistants_project.api.errors import InvalidRequest, NotFoundError
 from retrieval.models import Chunk, FileBatch, VectorStore, VectorStoreFile
+from tenancy.models import Project
 
 STATUSES = [s.value for s in VectorStoreFile.Status]
 

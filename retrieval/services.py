@@ -12,10 +12,10 @@ from django.db import transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.utils import timezone
 
-from assistants.models import Project
 from assistants_project.api.errors import InvalidRequest, NotFoundError
 from retrieval.chunking import ChunkingStrategyError, normalize_chunking_strategy
 from retrieval.models import Chunk, FileBatch, VectorStore, VectorStoreFile
+from tenancy.models import Project
 
 TOUCH_EVERY = timedelta(seconds=60)  # last_active_at is refreshed at most this often
 

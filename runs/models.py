@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from assistants_project.api.models import TenantModel
+from tenancy.models import TenantModel
 
 
 class Run(TenantModel):

@@ -14,13 +14,14 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from assistants.models import Assistant, Message, Project, Thread
+from assistants.models import Assistant, Message, Thread
 from assistants.selectors import thread_for_run
 from assistants_project import rows
 from assistants_project.api.errors import InvalidRequest, NotFoundError, OpenAIError
 from runs import events, llm
 from runs.models import Run, RunStep
 from runs.serializers import run_out, step_out
+from tenancy.models import Project
 
 logger = logging.getLogger(__name__)
 

@@ -3,8 +3,9 @@
 import pytest
 from django.core.management import call_command
 
-from assistants.models import ApiKey, Assistant
-from assistants.services import api_key_create
+from assistants.models import Assistant
+from tenancy.models import ApiKey
+from tenancy.services import api_key_create
 from tests.test_api_assistants import assert_error
 
 pytestmark = pytest.mark.django_db

@@ -358,8 +358,8 @@ def test_download_under_asgi_streams_chunk_by_chunk(api, project, storage_dir, m
     from asgiref.sync import async_to_sync
     from django.test import AsyncClient
 
-    from assistants.services import api_key_create
     from files import views
+    from tenancy.services import api_key_create
 
     monkeypatch.setattr(views, "CHUNK_BYTES", 1000)
     content = bytes(range(256)) * 20

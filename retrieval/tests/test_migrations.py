@@ -56,4 +56,4 @@ def test_existing_vectors_move_to_the_indexed_table_and_back(project, make_file)
             assert cursor.fetchall() == [(with_vector, True), (with_vector + 1, False)]
         assert indexes.existing_index_dimensions(table="retrieval_chunk") == [1536]
     finally:
-        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes("retrieval"))
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

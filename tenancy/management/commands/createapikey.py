@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from assistants.services import api_key_create, project_get_or_create
+from tenancy.services import api_key_create, project_get_or_create
 
 
 class Command(BaseCommand):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from assistants_project.api.errors import AuthenticationFailed
+from tenancy.selectors import api_key_project
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,6 @@ class BearerKeyAuthentication(BaseAuthentication):
     keyword = b"bearer"
 
     def authenticate(self, request):
-        from assistants.selectors import api_key_project
-
         parts = get_authorization_header(request).split()
         if not parts:
             return None  # → NotAuthenticated (401) through IsAuthenticated

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from assistants.services import api_key_revoke
+from tenancy.services import api_key_revoke
 
 
 class Command(BaseCommand):

@@ -1,0 +1,24 @@
+"""The operators' admin for API keys."""
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from tenancy.models import ApiKey
+
+pytestmark = pytest.mark.django_db
+
+
+def test_api_key_creation_shows_the_raw_key_once(admin_client, project, anon_api):
+    response = admin_client.post(reverse("admin:tenancy_apikey_add"), {"project": project.pk, "name": "ci"})
+    assert response.status_code == 302
+    [message] = [str(m) for m in get_messages(response.wsgi_request) if "shown only this once" in str(m)]
+    raw = message.rsplit(" ", 1)[-1]
+    assert raw.startswith("sk-")
+    key = ApiKey.objects.get(name="ci")
+    assert key.project == project and raw not in key.key_hash and key.prefix == raw[:8]
+    anon_api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert anon_api.get("/v1/files").status_code == 200
+    change = reverse("admin:tenancy_apikey_change", args=[key.pk])
+    assert raw in admin_client.get(change).content.decode()  # the redirect target shows the message...
+    assert raw not in admin_client.get(change).content.decode()  # ...once
