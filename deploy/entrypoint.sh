@@ -28,7 +28,7 @@ case "$role" in
         exec "$PYTHON" -c 'import sys, urllib.request as u
 u.urlopen(u.Request(sys.argv[1], headers={"Host": sys.argv[2]}), timeout=4)' \
           "http://127.0.0.1:${PORT:-8000}/readyz" "$host" ;;
-      worker) exec "$PYTHON" -m celery -A assistants_project inspect ping --timeout 5 -d "celery@${HOSTNAME:-$(hostname)}" ;;
+      worker) exec "$PYTHON" -m celery -A assistants_project inspect ping --timeout 5 -d "${WORKER_NAME:-celery@${HOSTNAME:-$(hostname)}}" ;;
       *) echo "entrypoint.sh health: web or worker, not '$1'" >&2; exit 2 ;;
     esac ;;
   -h|--help|help) sed -n '2,9s/^# \{0,1\}//p' "$0" ;;

@@ -27,7 +27,9 @@ def process_commands(*, host: str, port: int, web_workers: int) -> dict[str, lis
         "worker": [python, "-m", "celery", "-A", "assistants_project", "worker",
                    "--pool", os.environ.get("WORKER_POOL", "threads"),
                    "--concurrency", os.environ.get("WORKER_CONCURRENCY", "16"),
-                   "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
+                   "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+                   # unique per worker on one broker (containers differ by hostname; processes on one host do not)
+                   *(["--hostname", os.environ["WORKER_NAME"]] if os.environ.get("WORKER_NAME") else [])],
         "beat": [python, "-m", "celery", "-A", "assistants_project", "beat", "--loglevel", "INFO",
                  "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
     }
