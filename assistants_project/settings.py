@@ -263,6 +263,7 @@ STREAM_KEEPALIVE_SECONDS = env_seconds("STREAM_KEEPALIVE_SECONDS", 10.0, minimum
 STATIC_URL = "static/"
 STATIC_ROOT = str(DATA_DIR / "static")  # only for an operator who runs collectstatic to serve them elsewhere
 WHITENOISE_USE_FINDERS = True
+INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI's files for /docs (assistants_project/docs.py)
 WHITENOISE_AUTOREFRESH = False
 # Behind a proxy that terminates TLS: the origins the admin is reached at (https://admin.example.com, …) and
 # whether the proxy's X-Forwarded-Proto header is believed (only when every request comes through that proxy).
