@@ -29,8 +29,15 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         if static_file is None:
             return self.get_response(request)  # a coroutine when the chain is async: the caller awaits it
         response = self.serve(static_file, request)
-        return _ready(response) if iscoroutinefunction(self) else response
+        return _as_async(response) if iscoroutinefunction(self) else response
 
 
-async def _ready(response):
+async def _as_async(response):
+    # An async iterator, or Django's ASGI handler reads the file through a thread (and warns about it).
+    response.streaming_content = _chunks(response.file_to_stream)
     return response
+
+
+async def _chunks(file, size: int = 64 * 1024):
+    while file is not None and (chunk := file.read(size)):  # small local files: not worth a thread per read
+        yield chunk

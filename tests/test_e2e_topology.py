@@ -316,3 +316,12 @@ def test_sigkill_one_worker_mid_run_and_every_run_still_completes_exactly_once(t
         assert _assistant_replies(a, run.thread_id) == [reply]
     steps = [a.beta.threads.runs.steps.list(thread_id=r.thread_id, run_id=r.id).data for r in runs]
     assert all(len(s) == 1 and s[0].status == "completed" for s in steps)
+
+
+def test_web_processes_serve_the_admin_css_and_the_api_docs(topo):
+    root = topo.web_b.rsplit("/v1", 1)[0]
+    css = httpx.get(f"{root}/static/admin/css/base.css", timeout=30)
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert httpx.get(f"{root}/docs", timeout=30).status_code == 200
+    spec = httpx.get(f"{topo.web_a}/openapi.json", timeout=30)
+    assert spec.status_code == 200 and "/v1/threads/{thread_id}/runs" in spec.json()["paths"]
