@@ -25,7 +25,7 @@ def check_database_reachable(timeout: int = 5) -> None:
 
     params = {k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context")}
     try:
-        psycopg.connect(**params, connect_timeout=timeout).close()
+        psycopg.connect(**{"connect_timeout": timeout, **params}).close()
     except psycopg.Error as exc:
         where = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}"
         raise BootstrapError(f"The database at {where} is down or unreachable: {_first_line(exc)}") from None

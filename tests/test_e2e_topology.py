@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -58,7 +58,8 @@ class Topology:
     fake: object
     s3: object
     broker: str
-    _killed: set = field(default_factory=set)
+    env: dict
+    ports: dict
 
     def client(self, base: str):
         import openai
@@ -197,7 +198,7 @@ def topology(fake_llm_server):
                       or started[name].poll() is not None, 120, f"{name} ready")
             assert started[name].poll() is None, logs[name].read_text(errors="replace")[-3000:]
         yield Topology(web_a=web_a, web_b=web_b, procs=started, logs=logs, fake=fake_llm_server, s3=s3,
-                       broker=broker or redis_url)
+                       broker=broker or redis_url, env=env, ports=ports)
     finally:
         for proc in started.values():
             _stop(proc)
@@ -288,6 +289,19 @@ def test_fifty_runs_spread_over_both_workers(topo):
     assert took["worker-1"] + took["worker-2"] >= 50
     for run in runs:
         assert _assistant_replies(clients[1], run.thread_id) == ["One of fifty, done."]
+
+
+def test_the_healthchecks_compose_runs_pass_against_the_live_processes(topo):
+    def health(role: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(ROOT / "deploy" / "entrypoint.sh"), "health", role], cwd=ROOT,
+                              env={**topo.env, **env}, capture_output=True, text=True, timeout=60)
+
+    assert health("web", PORT=str(topo.ports["web-b"])).returncode == 0
+    assert health("web", PORT=str(free_port())).returncode != 0  # nothing listens there
+    worker = re.search(r"(\S+@\S+) ready\.", topo.log("worker-2")).group(1)  # its node name
+    done = health("worker", WORKER_NAME=worker)
+    assert done.returncode == 0 and "pong" in done.stdout, done.stdout + done.stderr
+    assert health("worker", WORKER_NAME="nobody@nowhere").returncode != 0
 
 
 def test_sigkill_one_worker_mid_run_and_every_run_still_completes_exactly_once(topo):
