@@ -80,13 +80,29 @@ def _start(role: str, env: dict, log: Path, *args: str) -> subprocess.Popen:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+    """Its whole process group (uvicorn's workers too), politely then not."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        if proc.poll() is not None:
+            return
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            os.killpg(proc.pid, sig)
+            proc.wait(wait)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            continue
+
+
+def _kill_leftovers(pid_file: Path) -> None:
+    """Processes an interrupted earlier session left running would work on this session's database and queues."""
+    import psutil
+
+    for pid in (int(p) for p in pid_file.read_text().split()) if pid_file.exists() else ():
+        try:
+            proc = psutil.Process(pid)
+            if proc.environ().get("ASSISTANTS_DATA_DIR") == str(DATA_DIR / "app") or "moto.server" in proc.cmdline():
+                os.killpg(pid, signal.SIGKILL)
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+    pid_file.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +114,8 @@ def topology(fake_llm_server):
     from assistants_project import embedded
 
     DATA_DIR.mkdir(parents=True, exist_ok=True)
+    pid_file = DATA_DIR / "pids"
+    _kill_leftovers(pid_file)
     logs_dir = DATA_DIR / "logs"
     logs_dir.mkdir(exist_ok=True)
     for old in logs_dir.iterdir():
@@ -190,6 +208,7 @@ def topology(fake_llm_server):
         for name in ("worker-1", "worker-2", "beat"):
             logs[name] = logs_dir / f"{name}.log"
             started[name] = _start(name.split("-")[0], {**env, "WORKER_NAME": f"{name}-{queue}@%h"}, logs[name])
+        pid_file.write_text(" ".join(str(proc.pid) for proc in started.values()))
         web_a, web_b = (f"http://127.0.0.1:{ports[n]}/v1" for n in ("web-a", "web-b"))
         for name, base in (("web-a", web_a), ("web-b", web_b)):
             wait_ready(base, started[name], logs[name], timeout=120)
@@ -202,6 +221,7 @@ def topology(fake_llm_server):
     finally:
         for proc in started.values():
             _stop(proc)
+        pid_file.unlink(missing_ok=True)
         for cleanup in reversed(cleanups):
             try:
                 cleanup()
