@@ -257,14 +257,13 @@ RUN_EXPIRES_SECONDS = env_int("RUN_EXPIRES_SECONDS", 600, minimum=10)
 # below the 60 s read timeout of the Redis client that waits for events (assistants_project/redis.py)
 STREAM_KEEPALIVE_SECONDS = env_seconds("STREAM_KEEPALIVE_SECONDS", 10.0, minimum=0.05, maximum=50.0)
 
-# --- Deployment: static files, a TLS-terminating proxy -----------------------------------------------
-# The admin's CSS and JS are served by WhiteNoise in every mode (`make run`, the image), straight from the apps'
-# static folders: no collectstatic step, no separate web server.
+# --- Deployment: static files, API docs, a TLS-terminating proxy, the broker queue ---------------------------
+# The admin's CSS and JS (and Swagger UI's for /docs) are served by WhiteNoise in every mode (`make run`, the
+# image), straight from the apps' static folders: no collectstatic step, no separate web server.
 STATIC_URL = "static/"
 STATIC_ROOT = str(DATA_DIR / "static")  # only for an operator who runs collectstatic to serve them elsewhere
 WHITENOISE_USE_FINDERS = True
 INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI's files for /docs (assistants_project/docs.py)
-WHITENOISE_AUTOREFRESH = False
 # Behind a proxy that terminates TLS: the origins the admin is reached at (https://admin.example.com, …) and
 # whether the proxy's X-Forwarded-Proto header is believed (only when every request comes through that proxy).
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS").split(",") if o.strip()]
