@@ -18,8 +18,11 @@ node_modules/.installed: package.json
 	@if command -v npm >/dev/null 2>&1; then npm install --no-audit --no-fund --silent && touch $@; \
 	else echo "npm not found: the Node SDK test will be skipped"; fi
 
+# Reads .env when there is one; a variable already set in the environment wins over the file.
 run: install
-	$(BIN)/python manage.py serve
+	@if [ -f .env ]; then echo "Reading .env (variables set in the environment take precedence)"; \
+	  exec $(BIN)/dotenv -f .env run --no-override $(BIN)/python manage.py serve; \
+	else exec $(BIN)/python manage.py serve; fi
 
 test: install
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory node_modules/.installed; fi

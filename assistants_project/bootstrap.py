@@ -14,12 +14,29 @@ class BootstrapError(Exception):
     """A startup failure worth one clear sentence, not a traceback."""
 
 
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def check_database_reachable(timeout: int = 5) -> None:
+    """One direct connection (not the pool, which would wait its whole timeout): a server that is down or
+    refuses us is reported as such, not later as a missing extension."""
+    import psycopg
+
+    params = {k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context")}
+    try:
+        psycopg.connect(**{"connect_timeout": timeout, **params}).close()
+    except psycopg.Error as exc:
+        where = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}"
+        raise BootstrapError(f"The database at {where} is down or unreachable: {_first_line(exc)}") from None
+
+
 def check_vector_extension() -> None:
     try:
         with connection.cursor() as cursor:
             cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")
     except DatabaseError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = _first_line(exc)
         raise BootstrapError(
             "The database at DATABASE_URL cannot create the 'vector' extension (pgvector is not installed "
             f"there, or this role may not create extensions): {reason}"
@@ -44,6 +61,7 @@ def ensure_api_key(out=sys.stdout) -> None:
 
 
 def prepare(out=sys.stdout) -> None:
+    check_database_reachable()
     check_vector_extension()
     call_command("migrate", interactive=False, verbosity=0)
     ensure_api_key(out)

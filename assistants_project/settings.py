@@ -101,6 +101,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "assistants_project.static.StaticFilesMiddleware",  # WhiteNoise for /static/ (see "Deployment" below)
     "assistants_project.api.middleware.OpenAIHeadersMiddleware",
     "assistants_project.api.middleware.AdminOnlyMiddleware",  # sessions, CSRF, auth … for the admin only
 ]
@@ -237,8 +238,6 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
-STATIC_URL = "static/"
-STATIC_ROOT = str(DATA_DIR / "static")
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
@@ -258,3 +257,21 @@ RUN_HEARTBEAT_TIMEOUT_SECONDS = env_int("RUN_HEARTBEAT_TIMEOUT_SECONDS", 60, min
 RUN_EXPIRES_SECONDS = env_int("RUN_EXPIRES_SECONDS", 600, minimum=10)
 # below the 60 s read timeout of the Redis client that waits for events (assistants_project/redis.py)
 STREAM_KEEPALIVE_SECONDS = env_seconds("STREAM_KEEPALIVE_SECONDS", 10.0, minimum=0.05, maximum=50.0)
+
+# --- Deployment: static files, API docs, a TLS-terminating proxy, the broker queue ---------------------------
+# The admin's CSS and JS (and Swagger UI's for /docs) are served by WhiteNoise in every mode (`make run`, the
+# image), straight from the apps' static folders: no collectstatic step, no separate web server.
+STATIC_URL = "static/"
+STATIC_ROOT = str(DATA_DIR / "static")  # only for an operator who runs collectstatic to serve them elsewhere
+WHITENOISE_USE_FINDERS = True
+INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI's files for /docs (assistants_project/docs.py)
+# Behind a proxy that terminates TLS: the origins the admin is reached at (https://admin.example.com, …) and
+# whether the proxy's X-Forwarded-Proto header is believed (only when every request comes through that proxy).
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS").split(",") if o.strip()]
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"DJANGO_CSRF_TRUSTED_ORIGINS: {_origin!r} must start with https:// or http://")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False) \
+    else None
+# The broker queue this deployment's workers consume: distinct names let deployments share one broker.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")

@@ -1,12 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from assistants_project import docs
 from assistants_project.api import views
 
 urlpatterns = [
     path("healthz", views.healthz),
     path("readyz", views.readyz),
     path("admin/", admin.site.urls),
+    path("v1/openapi.json", docs.openapi_json),  # the API description (public, like the spec it is cut from)
+    path("docs", docs.docs),  # rendered by Swagger UI, served from our static files
     path("v1/", include("runs.urls")),  # first: /threads/runs must not read as a thread id
     path("v1/", include("assistants.urls")),
     path("v1/", include("files.urls")),

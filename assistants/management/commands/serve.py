@@ -15,31 +15,56 @@ from assistants_project import embedded
 from assistants_project.bootstrap import BootstrapError, prepare
 
 
+def process_commands(*, host: str, port: int, web_workers: int) -> dict[str, list[str]]:
+    """The three kinds of process, as run here side by side or one per container (deploy/entrypoint.sh)."""
+    python = sys.executable
+    web = [python, "-m", "uvicorn", "assistants_project.asgi:application", "--host", host, "--port", str(port),
+           "--lifespan", "off", "--timeout-graceful-shutdown", "5"]
+    if web_workers > 1:
+        web += ["--workers", str(web_workers)]
+    return {
+        "web": web,
+        "worker": [python, "-m", "celery", "-A", "assistants_project", "worker",
+                   "--pool", os.environ.get("WORKER_POOL", "threads"),
+                   "--concurrency", os.environ.get("WORKER_CONCURRENCY", "16"),
+                   "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+                   # unique per worker on one broker (containers differ by hostname; processes on one host do not)
+                   *(["--hostname", os.environ["WORKER_NAME"]] if os.environ.get("WORKER_NAME") else [])],
+        "beat": [python, "-m", "celery", "-A", "assistants_project", "beat", "--loglevel", "INFO",
+                 "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
+    }
+
+
 class Command(BaseCommand):
     help = "Serve the API on HOST:PORT with a Celery worker and beat beside it."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")),
+                            help="uvicorn worker processes (default: WEB_CONCURRENCY or 1)")
         parser.add_argument("--no-worker", action="store_true", help="web only")
         parser.add_argument("--no-beat", action="store_true", help="no periodic tasks")
+        parser.add_argument("--no-prepare", action="store_true",
+                            help="skip the database check and migrations (`manage.py prepare` ran them)")
+        parser.add_argument("--exec", dest="exec_role", choices=["web", "worker", "beat"],
+                            help="become this one process (no migrations, no supervisor): one role per container")
 
-    def handle(self, *args, host: str, port: int, no_worker: bool, no_beat: bool, **options):
-        try:
-            prepare(self.stdout)
-        except BootstrapError as exc:
-            raise CommandError(str(exc)) from None
-        python = sys.executable
-        commands = {"web": [python, "-m", "uvicorn", "assistants_project.asgi:application", "--host", host,
-                            "--port", str(port), "--lifespan", "off", "--timeout-graceful-shutdown", "5"]}
-        if not no_worker:
-            commands["worker"] = [python, "-m", "celery", "-A", "assistants_project", "worker",
-                                  "--pool", os.environ.get("WORKER_POOL", "threads"),
-                                  "--concurrency", os.environ.get("WORKER_CONCURRENCY", "16"),
-                                  "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
-        if not no_beat:
-            commands["beat"] = [python, "-m", "celery", "-A", "assistants_project", "beat", "--loglevel", "INFO",
-                                "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME]
+    def handle(self, *args, host: str, port: int, web_workers: int, no_worker: bool, no_beat: bool,
+               no_prepare: bool, exec_role: str | None, **options):
+        commands = process_commands(host=host, port=port, web_workers=web_workers)
+        if exec_role:
+            self.stdout.flush()
+            os.execv(commands[exec_role][0], commands[exec_role])
+        if not no_prepare:
+            try:
+                prepare(self.stdout)
+            except BootstrapError as exc:
+                raise CommandError(str(exc)) from None
+        if no_worker:
+            del commands["worker"]
+        if no_beat:
+            del commands["beat"]
         children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
         self.stdout.write(f"Serving http://{host}:{port}/v1 ({', '.join(children)}); Ctrl-C stops.")
         self.stdout.flush()
