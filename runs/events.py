@@ -13,13 +13,13 @@ import logging
 from django.db import transaction
 
 from assistants_project.redis import redis_client
-from runs.renderers.assistants import END_EVENTS, TERMINAL_RUN_EVENTS, render
+from runs.event_model import RunEvent
+from runs.renderers.assistants import TERMINAL_RUN_EVENTS, render
 
 logger = logging.getLogger(__name__)
 
 STREAM_MAXLEN = 20_000
 STREAM_TTL_SECONDS = 3600
-__all__ = ["END_EVENTS", "publish", "publish_on_commit"]
 
 
 def stream_key(run_public_id: str) -> str:
@@ -30,7 +30,7 @@ def cancel_key(run_public_id: str) -> str:
     return f"run:{run_public_id}:cancel"
 
 
-def publish(run_public_id: str, *happened) -> None:
+def publish(run_public_id: str, *happened: RunEvent) -> None:
     """Render what happened and append it, in order, in one round trip."""
     items = [item for event in happened for item in render(event)]
     if len(items) == 1:
@@ -39,7 +39,7 @@ def publish(run_public_id: str, *happened) -> None:
         emit_many(run_public_id, items)
 
 
-def publish_on_commit(run_public_id: str, *happened) -> None:
+def publish_on_commit(run_public_id: str, *happened: RunEvent) -> None:
     """Rendered now (the state as of this moment), appended once the transaction commits."""
     items = [item for event in happened for item in render(event)]
     for event, data in items:
