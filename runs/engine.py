@@ -265,13 +265,23 @@ def _response_format(run: Run):
     return None if fmt in (None, "auto") or fmt == {"type": "text"} else fmt
 
 
+def _model_call(run: Run, step: RunStep, call: dict, kind: str) -> tools.ModelCall:
+    def stream(detail: dict) -> None:
+        events.publish(run.public_id, ev.ToolCallDelta(step.public_id, call["position"], kind, detail=detail))
+
+    return tools.ModelCall(id=call["id"], name=call["name"], arguments=call["arguments"], step_id=step.public_id,
+                           index=call["position"], stream=stream,
+                           cancel_requested=lambda: events.cancel_requested(run.public_id))
+
+
 def _after_tool_calls(run: Run, turn: Turn, usage: dict) -> bool:
     """Execute the calls each kind runs here; pause for those the client answers. True when the run paused
     (requires_action)."""
     step = turn.tool_step
     calls, pending = [], []
     for call in sorted(turn.calls.values(), key=lambda c: c["position"]):
-        recorded, asked = tools.for_call(call["name"]).execute(run, call["id"], call["name"], call["arguments"])
+        tool = tools.for_call(call["name"])
+        recorded, asked = tool.execute(run, _model_call(run, step, call, tool.type))
         calls.append(recorded)
         if asked is not None:
             pending.append(asked)

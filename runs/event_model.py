@@ -65,7 +65,8 @@ class TextDelta:
 @dataclass(frozen=True)
 class ToolCallDelta:
     """A tool call of a tool_calls step as the model writes it: ``started`` once (with the call's id and name),
-    then pieces of its ``arguments``. ``index`` is the call's position in the step."""
+    then pieces of its ``arguments``; then, while it executes, whatever ``detail`` its kind streams. ``index`` is
+    the call's position in the step."""
 
     step_id: str
     index: int
@@ -74,6 +75,7 @@ class ToolCallDelta:
     name: str | None = None
     arguments: str = ""
     started: bool = False
+    detail: dict | None = None  # what the kind streams while the call executes (``ModelCall.stream``)
 
 
 RunEvent = (ThreadCreated | RunCreated | RunStatus | StepCreated | StepStatus | MessageCreated | MessageStatus

@@ -33,7 +33,7 @@ class Entry:
 
 
 RUN = {
-    S.QUEUED: Entry((S.REQUIRES_ACTION,), clears=("required_action",)),  # tool outputs submitted (or created)
+    S.QUEUED: Entry((S.REQUIRES_ACTION,), clears=("required_action",)),  # tool outputs in (a new run starts here)
     S.IN_PROGRESS: Entry((S.QUEUED,), stamp="started_at"),  # kept from the first start on later claims
     S.REQUIRES_ACTION: Entry((S.IN_PROGRESS,)),
     S.CANCELLING: Entry((S.QUEUED, S.IN_PROGRESS, S.REQUIRES_ACTION)),

@@ -142,7 +142,7 @@ def run_submit_tool_outputs(*, run: Run, tool_outputs: list[dict]) -> tuple[Run,
     Returns the run and the id of the last stream event before this submission (a stream reads after it)."""
     with transaction.atomic():
         run = Run.objects.select_for_update().select_related("thread").get(pk=run.pk)
-        if run.status != Run.Status.REQUIRES_ACTION:
+        if run.status not in lifecycle.RUN[Run.Status.QUEUED].sources:  # paused for tool outputs
             raise InvalidRequest(
                 f"Runs in status \"{run.status}\" do not accept tool outputs.", param="tool_outputs")
         pending = [c["id"] for c in run.required_action["submit_tool_outputs"]["tool_calls"]]

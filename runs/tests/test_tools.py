@@ -30,11 +30,14 @@ class ClockTool(Tool):
         return ({"id": call["id"], "type": "function", "function": {"name": "clock_now", "arguments": "{}"}},
                 call["clock"]["time"])
 
-    def execute(self, run, call_id, name, arguments):
-        return {"id": call_id, "type": "clock", "clock": {"time": "12:00"}}, None
+    def execute(self, run, call):
+        call.stream({"ticking": True})  # streamed while it runs
+        return {"id": call.id, "type": "clock", "clock": {"time": "12:00"}}, None
 
     def call_delta(self, delta):
-        return {"index": delta.index, "id": delta.call_id, "type": "clock", "clock": {}} if delta.started else None
+        if delta.started:
+            return {"index": delta.index, "id": delta.call_id, "type": "clock", "clock": {}}
+        return {"index": delta.index, "type": "clock", "clock": delta.detail} if delta.detail else None
 
 
 @pytest.fixture
@@ -78,7 +81,8 @@ def test_a_new_kind_is_one_tool_and_its_registration(api, project, model, monkey
                                         "content": "12:00"}  # replayed to the model as the kind says
     deltas = [fields[b"data"] for _, fields in redis_client().xrange(f"run:{run.public_id}:events")
               if fields[b"event"] == b"thread.run.step.delta"]
-    assert len(deltas) == 1 and b'"type": "clock", "clock": {}' in deltas[0]  # its argument pieces: not shown
+    assert len(deltas) == 2  # its argument pieces are not shown; what it streamed while running is
+    assert b'"type": "clock", "clock": {}' in deltas[0] and b'"clock": {"ticking": true}' in deltas[1]
     detail = api.get(f"/v1/threads/{run.thread.public_id}/runs/{run.public_id}/steps/{step.public_id}").json()
     assert detail["step_details"]["tool_calls"][0]["type"] == "clock"
 

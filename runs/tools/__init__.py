@@ -15,6 +15,7 @@ from typing import Any
 from rest_framework import serializers
 
 from runs.tools import code_interpreter, file_search, function
+from runs.tools.base import ModelCall as ModelCall  # re-exported: what Tool.execute gets
 from runs.tools.base import Tool, one_of
 
 REGISTRY: dict[str, Tool] = {tool.type: tool for tool in (code_interpreter.TOOL, file_search.TOOL, function.TOOL)}

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rest_framework import serializers
 
 from runs.event_model import ToolCallDelta
+
+
+@dataclass
+class ModelCall:
+    """One call the model made, as ``Tool.execute`` gets it."""
+
+    id: str
+    name: str
+    arguments: str
+    step_id: str
+    index: int  # the call's position in its step
+    # Streams more of the call while it executes: ``stream(detail)`` publishes a ``ToolCallDelta`` carrying
+    # ``detail``, which the kind's ``call_delta`` renders (say, outputs as they come).
+    stream: Callable[[dict], None]
+    # Whether the run was asked to stop: a long call checks it and gives up early.
+    cancel_requested: Callable[[], bool]
 
 
 class Tool:
@@ -54,7 +72,7 @@ class Tool:
         return []
 
     # --- execution -----------------------------------------------------------------------------------
-    def execute(self, run, call_id: str, name: str, arguments: str) -> tuple[dict, dict | None]:
+    def execute(self, run, call: ModelCall) -> tuple[dict, dict | None]:
         """Carry out one call the model made: (the call as the step records it, the call the client must answer
         through submit_tool_outputs, or None when it ran here)."""
         raise NotImplementedError

@@ -17,7 +17,7 @@ from assistants_project.api.validation import StrictSerializer
 from retrieval import selectors as retrieval_selectors
 from retrieval import services as retrieval_services
 from retrieval.search import search
-from runs.tools.base import Tool, nested, no_extra
+from runs.tools.base import ModelCall, Tool, nested, no_extra
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +107,8 @@ class FileSearchTool(Tool):
         return annotations_for(text, calls)
 
     # --- execution -----------------------------------------------------------------------------------
-    def execute(self, run, call_id: str, name: str, arguments: str) -> tuple[dict, None]:
-        return {"id": call_id, "type": "file_search", "file_search": execute(run, arguments)}, None
+    def execute(self, run, call: ModelCall) -> tuple[dict, None]:
+        return {"id": call.id, "type": "file_search", "file_search": execute(run, call.arguments)}, None
 
     # --- how calls are shown ------------------------------------------------------------------------
     def call_delta(self, delta) -> dict | None:

@@ -8,7 +8,7 @@ import re
 from rest_framework import serializers
 
 from assistants_project.api.validation import StrictSerializer
-from runs.tools.base import Tool, nested, no_extra
+from runs.tools.base import ModelCall, Tool, nested, no_extra
 
 FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -47,9 +47,10 @@ class FunctionTool(Tool):
         return ({"id": call["id"], "type": "function",
                  "function": {"name": function["name"], "arguments": function["arguments"]}}, function["output"] or "")
 
-    def execute(self, run, call_id: str, name: str, arguments: str) -> tuple[dict, dict]:
-        return ({"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments, "output": None}},
-                {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
+    def execute(self, run, call: ModelCall) -> tuple[dict, dict]:
+        function = {"name": call.name, "arguments": call.arguments}
+        return ({"id": call.id, "type": "function", "function": {**function, "output": None}},
+                {"id": call.id, "type": "function", "function": function})
 
     def with_output(self, call: dict, output: str) -> dict:
         call["function"]["output"] = output
