@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from django.db import connection
-from django.db.models import OuterRef, QuerySet, Subquery
+from collections.abc import Callable
+from typing import Any
+
+from django.db.models import CharField, OuterRef, QuerySet, Value
 
 from assistants.models import Assistant, Message, Thread
-from assistants_project import rows
 from assistants_project.api.errors import InvalidRequest, NotFoundError
 from assistants_project.api.pagination import in_parent
 from tenancy.models import Project
@@ -30,6 +31,16 @@ def assistant_get(*, project: Project, assistant_id: str) -> Assistant:
     return assistant
 
 
+# Runs sit above this app: they register how a thread's active run is read (see runs.apps), so threads never
+# import runs. ``_active_run_of(thread_pk)`` is an expression for the public id of that thread's active run, or None.
+_active_run_of: Callable[[Any], Any] | None = None
+
+
+def register_active_run_lookup(lookup: Callable[[Any], Any]) -> None:
+    global _active_run_of
+    _active_run_of = lookup
+
+
 def thread_get(*, project: Project, thread_id: str, for_update: bool = False,
                with_active_run: bool = False) -> Thread:
     """``with_active_run`` also reads, in the same round trip, the public id of the thread's active run (or
@@ -37,42 +48,14 @@ def thread_get(*, project: Project, thread_id: str, for_update: bool = False,
     check_id_prefix(thread_id, prefix="thread", param="thread_id")
     qs = Thread.objects.filter(project=project, public_id=thread_id)
     if with_active_run:
-        from runs.models import Run
-
-        qs = qs.annotate(active_run_id=Subquery(
-            Run.objects.filter(thread=OuterRef("pk"), status__in=Run.ACTIVE).values("public_id")[:1]))
+        qs = qs.annotate(active_run_id=_active_run_of(OuterRef("pk")) if _active_run_of
+                           else Value(None, output_field=CharField()))
     if for_update:
         qs = qs.select_for_update(of=("self",))
     thread = qs.first()
     if thread is None:
         raise NotFoundError(f"No thread found with id '{thread_id}'.")
     return thread
-
-
-def thread_for_run(*, project: Project, thread_id: str, assistant_id: str) -> tuple[Thread, Assistant | None]:
-    """What creating a run reads, in one round trip (it is on the path to a stream's first token): the thread,
-    row-locked, with its active run's public id as ``thread.active_run_id`` (or None), and the assistant (None if
-    the project has no such assistant)."""
-    from runs.models import Run
-
-    check_id_prefix(thread_id, prefix="thread", param="thread_id")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {rows.columns(Thread, 't')}, "
-            f"(SELECT r.public_id FROM {Run._meta.db_table} r WHERE r.thread_id = t.id AND r.status = ANY(%s) "
-            f"LIMIT 1), {rows.columns(Assistant, 'a')} "
-            f"FROM {Thread._meta.db_table} t LEFT JOIN {Assistant._meta.db_table} a "
-            "ON a.project_id = t.project_id AND a.public_id = %s "
-            "WHERE t.project_id = %s AND t.public_id = %s FOR UPDATE OF t",
-            [list(Run.ACTIVE), assistant_id, project.pk, thread_id])
-        row = cursor.fetchone()
-    if row is None:
-        raise NotFoundError(f"No thread found with id '{thread_id}'.")
-    split = len(Thread._meta.concrete_fields)
-    thread = rows.from_row(Thread, row[:split])
-    thread.active_run_id = row[split]
-    assistant = rows.from_row(Assistant, row[split + 1:]) if row[split + 1] is not None else None
-    return thread, assistant
 
 
 def message_list(*, thread: Thread, run_id: str | None = None) -> QuerySet[Message]:

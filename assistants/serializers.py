@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from rest_framework import serializers
@@ -10,67 +9,19 @@ from rest_framework import serializers
 from assistants.models import Assistant, Message, Thread
 from assistants_project.api.models import epoch
 from assistants_project.api.validation import ListParams, MetadataField, StrictSerializer
+from runs import tools
 
-FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 REASONING_EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
-class RankingOptionsIn(StrictSerializer):
-    ranker = serializers.ChoiceField(choices=["auto", "default_2024_08_21"], required=False)
-    score_threshold = serializers.FloatField(min_value=0, max_value=1)
-
-
-class FileSearchOptionsIn(StrictSerializer):
-    max_num_results = serializers.IntegerField(min_value=1, max_value=50, required=False)
-    ranking_options = RankingOptionsIn(required=False)
-
-
-class FunctionIn(StrictSerializer):
-    name = serializers.RegexField(FUNCTION_NAME, error_messages={
-        "invalid": "Function names may contain a-z, A-Z, 0-9, underscores and dashes, at most 64 characters."})
-    description = serializers.CharField(required=False, allow_blank=True)
-    parameters = serializers.DictField(required=False)
-    strict = serializers.BooleanField(required=False, allow_null=True)
-
-
 class ToolField(serializers.Field):
-    """One tool: code_interpreter, file_search (with options) or function."""
+    """One tool, as its kind in ``runs.tools`` validates it."""
 
     def to_internal_value(self, data: Any) -> dict:
-        if not isinstance(data, dict):
-            raise serializers.ValidationError("Expected an object.")
-        kind = data.get("type")
-        if kind == "code_interpreter":
-            extra = set(data) - {"type"}
-            if extra:
-                raise serializers.ValidationError({sorted(extra)[0]: ["Unrecognized field."]})
-            return {"type": "code_interpreter"}
-        if kind == "file_search":
-            extra = set(data) - {"type", "file_search"}
-            if extra:
-                raise serializers.ValidationError({sorted(extra)[0]: ["Unrecognized field."]})
-            options = _nested(FileSearchOptionsIn, data.get("file_search") or {}, "file_search")
-            return {"type": "file_search", "file_search": options} if options else {"type": "file_search"}
-        if kind == "function":
-            extra = set(data) - {"type", "function"}
-            if extra:
-                raise serializers.ValidationError({sorted(extra)[0]: ["Unrecognized field."]})
-            if "function" not in data:
-                raise serializers.ValidationError({"function": ["This field is required."]})
-            return {"type": "function", "function": _nested(FunctionIn, data["function"], "function")}
-        raise serializers.ValidationError(
-            {"type": [f"Invalid value: {kind!r}. Supported values are: 'code_interpreter', 'file_search', "
-                      "and 'function'."]})
+        return tools.validate(data)
 
     def to_representation(self, value: Any) -> Any:
         return value
-
-
-def _nested(serializer_class: type[serializers.Serializer], data: Any, key: str) -> dict:
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise serializers.ValidationError({key: serializer.errors})
-    return _plain(serializer.validated_data)
 
 
 def _plain(value: Any) -> Any:
@@ -259,16 +210,7 @@ class MessageContentField(serializers.Field):
 
 class AttachmentToolField(serializers.Field):
     def to_internal_value(self, data: Any) -> dict:
-        if not isinstance(data, dict):
-            raise serializers.ValidationError("Expected an object.")
-        kind = data.get("type")
-        if kind not in ("code_interpreter", "file_search"):
-            raise serializers.ValidationError(
-                {"type": [f"Invalid value: {kind!r}. Supported values are: 'code_interpreter' and 'file_search'."]})
-        extra = sorted(set(data) - {"type"})
-        if extra:
-            raise serializers.ValidationError({extra[0]: [f"Unrecognized request argument supplied: {extra[0]}"]})
-        return {"type": kind}
+        return tools.validate_attachment_tool(data)
 
     def to_representation(self, value: Any) -> Any:
         return value

@@ -9,14 +9,14 @@ from django.utils import timezone
 
 from assistants.models import Assistant, Message, Thread
 from assistants.selectors import thread_get
-from assistants.tool_resources import thread_attachments_index, tool_resources_resolve
 from assistants_project.api.errors import InvalidRequest, NotFoundError, OpenAIError
+from runs import tools
 from tenancy.models import Project
 
 
 def assistant_create(*, project: Project, **fields) -> Assistant:
     with transaction.atomic():
-        fields["tool_resources"] = tool_resources_resolve(project=project, tool_resources=fields.get("tool_resources"))
+        fields["tool_resources"] = tools.resources_resolve(project=project, tool_resources=fields.get("tool_resources"))
         fields["tools"] = fields.get("tools") or []
         fields["metadata"] = fields.get("metadata") or {}
         return Assistant.objects.create(project=project, **fields)
@@ -25,7 +25,7 @@ def assistant_create(*, project: Project, **fields) -> Assistant:
 def assistant_modify(*, assistant: Assistant, **fields) -> Assistant:
     with transaction.atomic():
         if "tool_resources" in fields:
-            fields["tool_resources"] = tool_resources_resolve(project=assistant.project,
+            fields["tool_resources"] = tools.resources_resolve(project=assistant.project,
                                                               tool_resources=fields["tool_resources"])
         if "tools" in fields:
             fields["tools"] = fields["tools"] or []
@@ -47,7 +47,7 @@ def thread_create(*, project: Project, messages: list[dict] | None = None, tool_
     with transaction.atomic():
         thread = Thread.objects.create(
             project=project,
-            tool_resources=tool_resources_resolve(project=project, tool_resources=tool_resources),
+            tool_resources=tools.resources_resolve(project=project, tool_resources=tool_resources),
             metadata=metadata or {},
         )
         for index, message in enumerate(messages or []):
@@ -62,7 +62,7 @@ def thread_create(*, project: Project, messages: list[dict] | None = None, tool_
 def thread_modify(*, thread: Thread, **fields: Any) -> Thread:
     with transaction.atomic():
         if "tool_resources" in fields:
-            fields["tool_resources"] = tool_resources_resolve(project=thread.project,
+            fields["tool_resources"] = tools.resources_resolve(project=thread.project,
                                                               tool_resources=fields["tool_resources"])
         if "metadata" in fields:
             fields["metadata"] = fields["metadata"] or {}
@@ -142,7 +142,7 @@ def message_create(*, thread: Thread, role: str, content: str | list[dict], atta
             completed_at=timezone.now() if status == Message.Status.COMPLETED else None,
             incomplete_at=timezone.now() if status == Message.Status.INCOMPLETE else None,
         )
-        thread_attachments_index(thread=thread, attachments=attachments)
+        tools.attachments_index(thread=thread, attachments=attachments)
     return message
 
 

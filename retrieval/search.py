@@ -33,6 +33,7 @@ from retrieval import embeddings
 from retrieval.filters import filter_sql, validate_filter
 from retrieval.indexes import HNSW_MAX_DIMENSIONS
 from retrieval.models import TEXT_SEARCH_CONFIG, VectorStore
+from retrieval.selectors import vector_store_get
 from tenancy.models import Project
 
 logger = logging.getLogger(__name__)
@@ -126,11 +127,7 @@ def search(*, project: Project, vector_store_ids: list[str | VectorStore], query
             fused[chunk_id] += 1.0 / (RRF_K + rank)
     ordered = sorted(((min(1.0, s / best), cid) for cid, s in fused.items()), key=lambda p: (-p[0], p[1]))
     top = [(score, cid) for score, cid in ordered if score >= threshold][:max_num_results]
-    results = _results(project, stores, top)
-    from retrieval.services import vector_stores_touch
-
-    vector_stores_touch(store_pks=[s.pk for s in stores])
-    return results
+    return _results(project, stores, top)
 
 
 _VECTOR_SIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="search-vector-side")
@@ -163,8 +160,6 @@ def normalize_queries(query: str | list[str]) -> list[str]:
 
 
 def _stores(project: Project, refs: list[str | VectorStore]) -> list[VectorStore]:
-    from retrieval.selectors import vector_store_get
-
     stores: dict[int, VectorStore] = {}
     for ref in refs:
         if isinstance(ref, VectorStore):

@@ -91,3 +91,14 @@ def file_batch_stats(*, batch: FileBatch) -> dict:
 def vector_store_file_chunks(*, vector_store_file: VectorStoreFile) -> list[str]:
     return list(Chunk.objects.filter(vector_store_file=vector_store_file).order_by("position")
                 .values_list("text", flat=True))
+
+
+def vector_store_files_pending(*, project: Project, vector_store_ids: list[str]) -> bool:
+    """Whether any file of these stores is still being ingested."""
+    return VectorStoreFile.objects.filter(project=project, vector_store__public_id__in=vector_store_ids,
+                                          status=VectorStoreFile.Status.IN_PROGRESS).exists()
+
+
+def vector_store_file_ids(*, vector_store: VectorStore) -> set[str]:
+    """The public ids of the files in a store."""
+    return set(VectorStoreFile.objects.filter(vector_store=vector_store).values_list("file__public_id", flat=True))

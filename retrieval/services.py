@@ -104,8 +104,17 @@ def vector_store_delete(*, vector_store: VectorStore) -> None:
 def vector_stores_touch(*, store_pks: list[int]) -> int:
     """Mark stores as used now: last_active_at, and expires_at with it. One UPDATE, at most once a minute a store
     (searches call this on every request)."""
+    return _touch(VectorStore.objects.filter(pk__in=store_pks))
+
+
+def vector_stores_touch_by_id(*, project: Project, vector_store_ids: list[str]) -> int:
+    """The same, for stores a search was just asked of (search itself is a pure read: its callers touch)."""
+    return _touch(VectorStore.objects.filter(project=project, public_id__in=vector_store_ids))
+
+
+def _touch(stores) -> int:
     now = timezone.now()
-    return VectorStore.objects.filter(pk__in=store_pks, expired_at__isnull=True).filter(
+    return stores.filter(expired_at__isnull=True).filter(
         Q(last_active_at__isnull=True) | Q(last_active_at__lt=now - TOUCH_EVERY)).update(
         last_active_at=now,
         expires_at=ExpressionWrapper(Value(now) + F("expires_after_days") * Value(timedelta(days=1)),

@@ -66,6 +66,7 @@ class VectorStoreViewSet(OpenAIViewSet):
         results = search(project=self.project, vector_store_ids=[vector_store_id], query=data["query"],
                          max_num_results=data["max_num_results"], filters=data.get("filters"),
                          ranking_options=data.get("ranking_options"))
+        services.vector_stores_touch_by_id(project=self.project, vector_store_ids=[vector_store_id])
         queries = [data["query"]] if isinstance(data["query"], str) else data["query"]
         return Response({"object": "vector_store.search_results.page", "search_query": queries,
                          "data": [r.as_api() for r in results], "has_more": False, "next_page": None})

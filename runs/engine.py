@@ -1,7 +1,9 @@
 """The run engine: prompt → model (streamed) → tools → steps and messages, turn after turn.
 
-It knows nothing of HTTP: a worker task calls ``run_execute``; events go to the run's Redis Stream as
-they happen. No row lock is held across a model call; every final write is a compare-and-set.
+It knows nothing of HTTP nor of any API's event shapes: a worker task calls ``run_execute``; what happens is
+published as ``runs.event_model`` events (rendered onto the run's Redis Stream) as it happens; what each tool
+kind does is in ``runs.tools``; the run's own status changes go through ``runs.lifecycle``. No row lock is held
+across a model call; every final write is a compare-and-set.
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from assistants.models import Message
-from assistants.serializers import message_out
 from assistants_project.api.ids import new_id
-from runs import events, file_search, heartbeat, llm, services
+from runs import event_model as ev
+from runs import events, heartbeat, lifecycle, llm, tools
 from runs.models import Run, RunStep
-from runs.prompt import FILE_SEARCH_FUNCTION, PromptTooLong, build_prompt
-from runs.serializers import step_out
+from runs.prompt import PromptTooLong, build_prompt
 
 logger = logging.getLogger(__name__)
 # While a model streams, the cancel flag (a Redis read) is checked this often, not per chunk.
@@ -59,11 +60,7 @@ class Turn:
             self._open_message(piece)
             return
         self.text.append(piece)
-        events.emit(self.run.public_id, "thread.message.delta", self._delta({"value": piece}))
-
-    def _delta(self, text: dict) -> dict:
-        return {"id": self.message.public_id, "object": "thread.message.delta",
-                "delta": {"content": [{"index": 0, "type": "text", "text": text}]}}
+        events.publish(self.run.public_id, ev.TextDelta(self.message.public_id, piece))
 
     def _open_message(self, first_piece: str) -> None:
         """The turn's first text. Its events (ids and timestamps made here) go out with the first delta in one
@@ -79,41 +76,35 @@ class Turn:
             thread=run.thread, type=RunStep.Type.MESSAGE_CREATION, turn=self.number,
             step_details={"type": "message_creation", "message_creation": {"message_id": self.message.public_id}})
         self.text.append(first_piece)
-        step, message = step_out(self.message_step, include=run.include), message_out(self.message)
-        events.emit_many(run.public_id, [("thread.run.step.created", step), ("thread.run.step.in_progress", step),
-                                         ("thread.message.created", message),
-                                         ("thread.message.in_progress", message),
-                                         ("thread.message.delta", self._delta({"value": first_piece,
-                                                                                "annotations": []}))])
+        include = tuple(run.include)
+        events.publish(run.public_id, ev.StepCreated(self.message_step, include),
+                       ev.StepStatus(self.message_step, include), ev.MessageCreated(self.message),
+                       ev.MessageStatus(self.message), ev.TextDelta(self.message.public_id, first_piece, first=True))
         with transaction.atomic():
             for row in (self.message, self.message_step):
                 # raw: keep the created_at the events carry (auto_now_add would stamp a new one)
                 row.save_base(raw=True, force_insert=True)
 
     def close_message(self, *, incomplete_reason: str | None = None, usage: dict | None = None,
-                      search_calls: list[dict] = (), step_status: str = RunStep.Status.COMPLETED) -> None:
+                      step_status: str = RunStep.Status.COMPLETED, final: bool = False) -> None:
+        """``final``: the run's answer, which carries what its tool calls make of the text (file_search:
+        citations)."""
         if self.message is None or self.message.status != Message.Status.IN_PROGRESS:
             return
         now = timezone.now()
         value = "".join(self.text)
-        annotations = file_search.annotations_for(value, list(search_calls)) if search_calls else []
+        annotations = _annotations(self.run, value) if final else []
         message, step = self.message, self.message_step
         message.content = [{"type": "text", "text": {"value": value, "annotations": annotations}}]
-        if incomplete_reason:
-            message.status, message.incomplete_at = Message.Status.INCOMPLETE, now
-            message.incomplete_details = {"reason": incomplete_reason}
-        else:
-            message.status, message.completed_at = Message.Status.COMPLETED, now
-        stamp = {RunStep.Status.COMPLETED: "completed_at", RunStep.Status.CANCELLED: "cancelled_at",
-                 RunStep.Status.FAILED: "failed_at"}[step_status]
-        step.status, step.usage = step_status, usage or dict(ZERO_USAGE)
-        setattr(step, stamp, now)
+        message_fields = lifecycle.message_enter(
+            message, Message.Status.INCOMPLETE if incomplete_reason else Message.Status.COMPLETED, now,
+            reason=incomplete_reason)
+        step_fields = lifecycle.step_enter(step, step_status, now)
+        step.usage = usage or dict(ZERO_USAGE)
         with transaction.atomic():
-            message.save(update_fields=["content", "status", "incomplete_at", "incomplete_details", "completed_at"])
-            step.save(update_fields=["status", stamp, "usage"])
-        events.emit(self.run.public_id, f"thread.message.{message.status}", message_out(message))
-        events.emit(self.run.public_id, f"thread.run.step.{step_status}",
-                    step_out(step, include=self.run.include))
+            message.save(update_fields=["content", *message_fields])
+            step.save(update_fields=[*step_fields, "usage"])
+        events.publish(self.run.public_id, ev.MessageStatus(message), ev.StepStatus(step, tuple(self.run.include)))
 
     # --- tool calls --------------------------------------------------------------------------------
     def add_call_delta(self, delta: llm.ToolCallDelta) -> None:
@@ -122,32 +113,23 @@ class Turn:
         if self.tool_step is None:
             self.tool_step = _step_create(self.run, self.number, RunStep.Type.TOOL_CALLS,
                                           {"type": "tool_calls", "tool_calls": []})
-            body = step_out(self.tool_step, include=self.run.include)
-            events.emit(self.run.public_id, "thread.run.step.created", body)
-            events.emit(self.run.public_id, "thread.run.step.in_progress", body)
+            include = tuple(self.run.include)
+            events.publish(self.run.public_id, ev.StepCreated(self.tool_step, include),
+                           ev.StepStatus(self.tool_step, include))
         call = self.calls.get(delta.index)
         position = len(self.calls) if call is None else call["position"]
         if call is None:
             call = self.calls[delta.index] = {"position": position, "id": new_id("call"), "name": delta.name or "",
                                               "arguments": ""}
-            kind = "file_search" if call["name"] == FILE_SEARCH_FUNCTION else "function"
-            first = {"index": position, "id": call["id"], "type": kind}
-            if kind == "function":
-                first["function"] = {"name": call["name"], "arguments": "", "output": None}
-            else:
-                first["file_search"] = {}
-            self._step_delta(first)
+            events.publish(self.run.public_id, ev.ToolCallDelta(
+                self.tool_step.public_id, position, tools.for_call(call["name"]).type, call_id=call["id"],
+                name=call["name"], started=True))
         elif delta.name and not call["name"]:
             call["name"] = delta.name
         if delta.arguments:
             call["arguments"] += delta.arguments
-            if call["name"] != FILE_SEARCH_FUNCTION:
-                self._step_delta({"index": position, "type": "function", "function": {"arguments": delta.arguments}})
-
-    def _step_delta(self, tool_call: dict) -> None:
-        events.emit(self.run.public_id, "thread.run.step.delta", {
-            "id": self.tool_step.public_id, "object": "thread.run.step.delta",
-            "delta": {"step_details": {"type": "tool_calls", "tool_calls": [tool_call]}}})
+            events.publish(self.run.public_id, ev.ToolCallDelta(
+                self.tool_step.public_id, position, tools.for_call(call["name"]).type, arguments=delta.arguments))
 
 
 def _step_create(run: Run, turn: int, kind: str, details: dict) -> RunStep:
@@ -177,30 +159,32 @@ def _resume_point(run: Run) -> int:
     return max((turn for turn, status, _, _ in steps if status != RunStep.Status.IN_PROGRESS), default=0)
 
 
-def _search_calls(run: Run) -> list[dict]:
-    calls = []
+def _annotations(run: Run, text: str) -> list[dict]:
+    """What the run's recorded tool calls (oldest first, by kind) make of the final message's text."""
+    calls: dict[str, list[dict]] = {}
     for step in RunStep.objects.filter(run=run, type=RunStep.Type.TOOL_CALLS).order_by("pk"):
-        calls += [c for c in step.step_details["tool_calls"] if c["type"] == "file_search"]
-    return calls
+        for call in step.step_details["tool_calls"]:
+            calls.setdefault(call["type"], []).append(call)
+    return [note for kind, of_kind in calls.items() for note in tools.get(kind).annotations(text, of_kind)]
 
 
 def run_execute(*, run_id: int, task_id: str) -> None:
-    run = services.run_claim(run_id=run_id, task_id=task_id)
+    run = lifecycle.run_claim(run_id=run_id, task_id=task_id)
     if run is None:
         return
     with heartbeat.beating(run.pk):
         try:
             _execute(run)
         except Cancelled:
-            services.run_finish_cancel(run_id=run.pk)
+            lifecycle.run_finish_cancel(run_id=run.pk)
         except PromptTooLong:
-            services.run_finish(run=run, status=Run.Status.INCOMPLETE,
+            lifecycle.run_finish(run=run, status=Run.Status.INCOMPLETE,
                                 incomplete_details={"reason": "max_prompt_tokens"})
         except llm.ModelError as exc:
             logger.warning("run %s failed: %s (%s)", run.public_id, exc.message, exc.code)
-            if not services.run_finish(run=run, status=Run.Status.FAILED,
+            if not lifecycle.run_finish(run=run, status=Run.Status.FAILED,
                                        last_error={"code": exc.code, "message": exc.message}):
-                services.run_finish_cancel(run_id=run.pk)
+                lifecycle.run_finish_cancel(run_id=run.pk)
 
 
 def _execute(run: Run) -> None:
@@ -209,7 +193,7 @@ def _execute(run: Run) -> None:
     usage = run.usage or dict(ZERO_USAGE)
     for number in range(done + 1, done + 1 + settings.RUN_MAX_STEPS + 1):
         if number > settings.RUN_MAX_STEPS:
-            services.run_finish(run=run, status=Run.Status.FAILED, usage=usage, last_error={
+            lifecycle.run_finish(run=run, status=Run.Status.FAILED, usage=usage, last_error={
                 "code": "server_error",
                 "message": f"The run exceeded the maximum of {settings.RUN_MAX_STEPS} model turns (RUN_MAX_STEPS)."})
             return
@@ -219,7 +203,7 @@ def _execute(run: Run) -> None:
         if run.max_completion_tokens:
             budget = run.max_completion_tokens - usage["completion_tokens"]
             if budget <= 0:
-                services.run_finish(run=run, status=Run.Status.INCOMPLETE, usage=usage,
+                lifecycle.run_finish(run=run, status=Run.Status.INCOMPLETE, usage=usage,
                                     incomplete_details={"reason": "max_completion_tokens"})
                 return
         turn = _model_turn(run, number, budget)
@@ -227,12 +211,12 @@ def _execute(run: Run) -> None:
         Run.objects.filter(pk=run.pk).update(usage=usage)
         if turn.finish == "length" and not turn.calls:
             turn.close_message(incomplete_reason="max_tokens", usage=turn.usage)
-            services.run_finish(run=run, status=Run.Status.INCOMPLETE, usage=usage,
+            lifecycle.run_finish(run=run, status=Run.Status.INCOMPLETE, usage=usage,
                                 incomplete_details={"reason": "max_completion_tokens"})
             return
         if not turn.calls:
-            turn.close_message(usage=turn.usage, search_calls=_search_calls(run))
-            services.run_finish(run=run, status=Run.Status.COMPLETED, usage=usage)
+            turn.close_message(usage=turn.usage, final=True)
+            lifecycle.run_finish(run=run, status=Run.Status.COMPLETED, usage=usage)
             return
         turn.close_message()
         if _after_tool_calls(run, turn, usage):
@@ -281,30 +265,36 @@ def _response_format(run: Run):
     return None if fmt in (None, "auto") or fmt == {"type": "text"} else fmt
 
 
+def _model_call(run: Run, step: RunStep, call: dict, kind: str) -> tools.ModelCall:
+    def stream(detail: dict) -> None:
+        events.publish(run.public_id, ev.ToolCallDelta(step.public_id, call["position"], kind, detail=detail))
+
+    return tools.ModelCall(id=call["id"], name=call["name"], arguments=call["arguments"], step_id=step.public_id,
+                           index=call["position"], stream=stream,
+                           cancel_requested=lambda: events.cancel_requested(run.public_id))
+
+
 def _after_tool_calls(run: Run, turn: Turn, usage: dict) -> bool:
-    """Execute file_search calls; pause for function calls. True when the run paused (requires_action)."""
+    """Execute the calls each kind runs here; pause for those the client answers. True when the run paused
+    (requires_action)."""
     step = turn.tool_step
     calls, pending = [], []
     for call in sorted(turn.calls.values(), key=lambda c: c["position"]):
-        if call["name"] == FILE_SEARCH_FUNCTION:
-            calls.append({"id": call["id"], "type": "file_search",
-                          "file_search": file_search.execute(run, call["arguments"])})
-        else:
-            item = {"id": call["id"], "type": "function",
-                    "function": {"name": call["name"], "arguments": call["arguments"], "output": None}}
-            calls.append(item)
-            pending.append({"id": call["id"], "type": "function",
-                            "function": {"name": call["name"], "arguments": call["arguments"]}})
+        tool = tools.for_call(call["name"])
+        recorded, asked = tool.execute(run, _model_call(run, step, call, tool.type))
+        calls.append(recorded)
+        if asked is not None:
+            pending.append(asked)
     step.step_details = {"type": "tool_calls", "tool_calls": calls}
     step.usage = turn.usage
     if pending:
         step.save(update_fields=["step_details", "usage"])
-        services.run_finish(run=run, status=Run.Status.REQUIRES_ACTION, usage=usage,
-                            required_action={"type": "submit_tool_outputs",
-                                             "submit_tool_outputs": {"tool_calls": pending}},
-                            expires_at=timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS))
+        lifecycle.run_finish(run=run, status=Run.Status.REQUIRES_ACTION, usage=usage,
+                             required_action={"type": "submit_tool_outputs",
+                                              "submit_tool_outputs": {"tool_calls": pending}},
+                             expires_at=timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS))
         return True
-    step.status, step.completed_at = RunStep.Status.COMPLETED, timezone.now()
-    step.save(update_fields=["step_details", "usage", "status", "completed_at"])
-    events.emit(run.public_id, "thread.run.step.completed", step_out(step, include=run.include))
+    fields = lifecycle.step_enter(step, RunStep.Status.COMPLETED, timezone.now())
+    step.save(update_fields=["step_details", "usage", *fields])
+    events.publish(run.public_id, ev.StepStatus(step, tuple(run.include)))
     return False

@@ -1,4 +1,5 @@
-"""Run events: OpenAI-shaped stream events appended to a per-run Redis Stream (``run:{id}:events``).
+"""Run events on the wire: what the lifecycle and the engine ``publish`` (``runs.event_model``) is rendered by the
+Assistants renderer and appended to a per-run Redis Stream (``run:{id}:events``).
 
 Workers (and the web process, for the events it causes) append; SSE views read. Events carry the
 stream entry id, so a client can resume after a disconnect.
@@ -12,17 +13,13 @@ import logging
 from django.db import transaction
 
 from assistants_project.redis import redis_client
+from runs.event_model import RunEvent
+from runs.renderers.assistants import TERMINAL_RUN_EVENTS, render
 
 logger = logging.getLogger(__name__)
 
 STREAM_MAXLEN = 20_000
 STREAM_TTL_SECONDS = 3600
-# A stream response ends after one of these (then `event: done`).
-END_EVENTS = frozenset({
-    "thread.run.requires_action", "thread.run.completed", "thread.run.incomplete", "thread.run.failed",
-    "thread.run.cancelled", "thread.run.expired",
-})
-TERMINAL_RUN_EVENTS = END_EVENTS - {"thread.run.requires_action"}
 
 
 def stream_key(run_public_id: str) -> str:
@@ -31,6 +28,22 @@ def stream_key(run_public_id: str) -> str:
 
 def cancel_key(run_public_id: str) -> str:
     return f"run:{run_public_id}:cancel"
+
+
+def publish(run_public_id: str, *happened: RunEvent) -> None:
+    """Render what happened and append it, in order, in one round trip."""
+    items = [item for event in happened for item in render(event)]
+    if len(items) == 1:
+        emit(run_public_id, *items[0])
+    elif items:
+        emit_many(run_public_id, items)
+
+
+def publish_on_commit(run_public_id: str, *happened: RunEvent) -> None:
+    """Rendered now (the state as of this moment), appended once the transaction commits."""
+    items = [item for event in happened for item in render(event)]
+    for event, data in items:
+        emit_on_commit(run_public_id, event, data)
 
 
 def emit(run_public_id: str, event: str, data: dict) -> str | None:

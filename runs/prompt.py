@@ -4,31 +4,16 @@ asks), this run's earlier tool calls and their outputs, and the tools offered.""
 from __future__ import annotations
 
 import base64
+import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from assistants.models import Message
-from runs import file_search, llm
+from runs import llm, tools
 from runs.models import Run, RunStep
 
 logger = logging.getLogger(__name__)
-
-FILE_SEARCH_FUNCTION = "file_search"
-FILE_SEARCH_TOOL = {
-    "type": "function",
-    "function": {
-        "name": FILE_SEARCH_FUNCTION,
-        "description": "Search the files the user has provided for passages relevant to a query. Cite what "
-                       "you use with its source marker, exactly as shown (for example 【0†notes.md】).",
-        "parameters": {
-            "type": "object",
-            "properties": {"queries": {"type": "array", "items": {"type": "string"},
-                                       "description": "One or more search queries."}},
-            "required": ["queries"],
-        },
-    },
-}
-
 
 class PromptTooLong(Exception):
     """Even the newest message alone exceeds max_prompt_tokens."""
@@ -42,24 +27,17 @@ class Prompt:
 
 
 def model_tools(run: Run) -> list[dict]:
-    """The run's tools as chat-completion tools. code_interpreter has no sandbox here and is not offered."""
-    tools = []
-    for tool in run.tools:
-        if tool["type"] == "function":
-            tools.append({"type": "function", "function": tool["function"]})
-        elif tool["type"] == "file_search":
-            tools.append(FILE_SEARCH_TOOL)
-    return tools
+    """The run's tools as chat-completion tools, as each kind offers itself (some offer nothing)."""
+    offered = (tools.get(tool["type"]).offered(tool) for tool in run.tools)
+    return [tool for tool in offered if tool is not None]
 
 
-def _tool_choice(run: Run, tools: list[dict]):
+def _tool_choice(run: Run, offered: list[dict]):
     choice = run.tool_choice
-    if not tools or choice in (None, "auto"):
+    if not offered or choice in (None, "auto"):
         return None
-    if isinstance(choice, dict) and choice.get("type") == "file_search":
-        return {"type": "function", "function": {"name": FILE_SEARCH_FUNCTION}}
-    if isinstance(choice, dict) and choice.get("type") == "code_interpreter":
-        return None
+    if isinstance(choice, dict) and choice.get("type") in tools.REGISTRY:
+        return tools.get(choice["type"]).choice_for_model(choice)
     return choice
 
 
@@ -102,7 +80,7 @@ def _run_turns(run: Run) -> list[dict]:
     out: list[dict] = []
     steps = list(RunStep.objects.filter(run=run).order_by("pk"))
     messages = {m.public_id: m for m in Message.objects.filter(thread=run.thread, run_public_id=run.public_id)}
-    search_ordinal = 0
+    ordinals: Counter = Counter()  # each kind's calls so far (file_search numbers its sources by it)
     for turn in sorted({s.turn for s in steps}):
         turn_steps = [s for s in steps if s.turn == turn]
         calls = [s for s in turn_steps if s.type == RunStep.Type.TOOL_CALLS]
@@ -116,26 +94,17 @@ def _run_turns(run: Run) -> list[dict]:
                     text += "".join(p["text"]["value"] for p in message.content if p.get("type") == "text")
         tool_calls, outputs = [], []
         for call in (c for step in calls for c in step.step_details["tool_calls"]):
-            if call["type"] == "function":
-                tool_calls.append({"id": call["id"], "type": "function", "function": {
-                    "name": call["function"]["name"], "arguments": call["function"]["arguments"]}})
-                outputs.append({"role": "tool", "tool_call_id": call["id"],
-                                "content": call["function"]["output"] or ""})
-            elif call["type"] == "file_search":
-                tool_calls.append({"id": call["id"], "type": "function", "function": {
-                    "name": FILE_SEARCH_FUNCTION, "arguments": "{}"}})
-                outputs.append({"role": "tool", "tool_call_id": call["id"],
-                                "content": file_search.output_for_model(search_ordinal, call["file_search"])})
-                search_ordinal += 1
+            asked, output = tools.get(call["type"]).replay(call, ordinals[call["type"]])
+            ordinals[call["type"]] += 1
+            tool_calls.append(asked)
+            outputs.append({"role": "tool", "tool_call_id": call["id"], "content": output})
         out.append({"role": "assistant", "content": text or None, "tool_calls": tool_calls})
         out.extend(outputs)
     return out
 
 
-def _characters(messages: list[dict], tools: list[dict]) -> int:
-    import json
-
-    return len(json.dumps(messages)) + len(json.dumps(tools))
+def _characters(messages: list[dict], offered: list[dict]) -> int:
+    return len(json.dumps(messages)) + len(json.dumps(offered))
 
 
 def build_prompt(run: Run, *, first_turn: bool = False) -> Prompt:
@@ -149,13 +118,13 @@ def build_prompt(run: Run, *, first_turn: bool = False) -> Prompt:
     strategy = run.truncation_strategy or {"type": "auto"}
     if strategy.get("type") == "last_messages":
         history = history[-strategy["last_messages"]:]
-    tools = model_tools(run)
+    offered = model_tools(run)
     budget = run.max_prompt_tokens or llm.context_window(run.model)
     # A token is at least one byte, and ASCII-escaped JSON is at least as long as the UTF-8 text, so a prompt
     # shorter than the budget fits: skip the tokenizer (the common case, on the path to the first token).
-    if budget and _characters(system + history + run_messages, tools) > budget:
+    if budget and _characters(system + history + run_messages, offered) > budget:
         # Keep the newest thread messages that fit; never cut the system message or this run's own turns.
-        total = llm.count_tokens(run.model, system + run_messages, tools)
+        total = llm.count_tokens(run.model, system + run_messages, offered)
         kept: list[dict] = []
         for message in reversed(history):
             size = llm.count_tokens(run.model, [message])
@@ -166,4 +135,4 @@ def build_prompt(run: Run, *, first_turn: bool = False) -> Prompt:
         if total > budget or (history and not kept):
             raise PromptTooLong
         history = kept[::-1]
-    return Prompt(messages=system + history + run_messages, tools=tools, tool_choice=_tool_choice(run, tools))
+    return Prompt(messages=system + history + run_messages, tools=offered, tool_choice=_tool_choice(run, offered))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import QuerySet, Subquery
 
-from assistants.models import Thread
+from assistants.models import Assistant, Thread
+from assistants.selectors import check_id_prefix
+from assistants_project import rows
 from assistants_project.api.errors import NotFoundError
 from assistants_project.api.pagination import in_parent
 from runs.models import Run, RunStep
+from tenancy.models import Project
 
 
 def run_list(*, thread: Thread) -> QuerySet[Run]:
@@ -32,3 +36,36 @@ def step_get(*, run: Run, step_id: str) -> RunStep:
     if step is None:
         raise NotFoundError(f"No run step found with id '{step_id}'.")
     return step
+
+
+def active_run_of(thread_pk) -> Subquery:
+    """The public id of the thread's active run (or None), as an expression over ``thread_pk`` (an ``OuterRef``):
+    registered with assistants (runs.apps), whose thread reads ask it so that adding a message is refused while
+    a run is active, in the same round trip as the thread's row lock."""
+    return Subquery(Run.objects.filter(thread=thread_pk, status__in=Run.ACTIVE).values("public_id")[:1])
+
+
+def thread_for_run(*, project: Project, thread_id: str, assistant_id: str) -> tuple[Thread, Assistant | None]:
+    """What creating a run reads, in one round trip (it is on the path to a stream's first token): the thread,
+    row-locked, with its active run's public id as ``thread.active_run_id`` (or None), and the assistant (None if
+    the project has no such assistant)."""
+    check_id_prefix(thread_id, prefix="thread", param="thread_id")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {rows.columns(Thread, 't')}, "
+            f"(SELECT r.public_id FROM {Run._meta.db_table} r WHERE r.thread_id = t.id AND r.status = ANY(%s) "
+            f"LIMIT 1), {rows.columns(Assistant, 'a')} "
+            f"FROM {Thread._meta.db_table} t LEFT JOIN {Assistant._meta.db_table} a "
+            "ON a.project_id = t.project_id AND a.public_id = %s "
+            "WHERE t.project_id = %s AND t.public_id = %s FOR UPDATE OF t",
+            [list(Run.ACTIVE), assistant_id, project.pk, thread_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFoundError(f"No thread found with id '{thread_id}'.")
+    split = len(Thread._meta.concrete_fields)
+    thread = rows.from_row(Thread, row[:split])
+    thread.active_run_id = row[split]
+    assistant = rows.from_row(Assistant, row[split + 1:]) if row[split + 1] is not None else None
+    return thread, assistant
+
+

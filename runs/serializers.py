@@ -15,10 +15,9 @@ from assistants.serializers import (
     ToolsField,
 )
 from assistants_project.api.models import epoch
-from assistants_project.api.validation import MetadataField, StrictSerializer
+from assistants_project.api.validation import MetadataField, StrictSerializer, validated
+from runs import tools
 from runs.models import Run, RunStep
-
-FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 
 class TruncationStrategyIn(StrictSerializer):
@@ -35,15 +34,8 @@ class ToolChoiceField(serializers.Field):
     def to_internal_value(self, data: Any) -> Any:
         if data in ("none", "auto", "required"):
             return data
-        if isinstance(data, dict):
-            kind = data.get("type")
-            if kind == "function":
-                name = (data.get("function") or {}).get("name")
-                if not isinstance(name, str) or not name:
-                    raise serializers.ValidationError({"function": {"name": ["This field is required."]}})
-                return {"type": "function", "function": {"name": name}}
-            if kind in ("file_search", "code_interpreter"):
-                return {"type": kind}
+        if isinstance(data, dict) and isinstance(data.get("type"), str) and data["type"] in tools.REGISTRY:
+            return tools.get(data["type"]).validate_choice(data)
         raise serializers.ValidationError(
             "Expected 'none', 'auto', 'required' or {'type': 'function', 'function': {'name': ...}}.")
 
@@ -98,14 +90,12 @@ class RunModifyIn(StrictSerializer):
 
 
 class IncludeParams(serializers.Serializer):
-    include = serializers.ListField(child=serializers.ChoiceField(choices=[FILE_SEARCH_CONTENT]), required=False)
+    include = serializers.ListField(child=serializers.ChoiceField(choices=tools.includes()), required=False)
 
 
 def include_from_query(query_params) -> list[str]:
     """``include[]=…`` as the SDKs send it, or plain ``include=…``."""
     values = query_params.getlist("include[]") + query_params.getlist("include")
-    from assistants_project.api.validation import validated
-
     return list(validated(IncludeParams, {"include": values}).get("include", [])) if values else []
 
 
@@ -143,8 +133,9 @@ def run_out(run: Run) -> dict:
 
 def step_out(step: RunStep, *, include: list[str] | tuple = ()) -> dict:
     details = step.step_details
-    if step.type == RunStep.Type.TOOL_CALLS and FILE_SEARCH_CONTENT not in include:
-        details = {**details, "tool_calls": [_without_result_content(call) for call in details.get("tool_calls", [])]}
+    if step.type == RunStep.Type.TOOL_CALLS:
+        details = {**details, "tool_calls": [tools.get(call["type"]).step_call(call, include)
+                                             for call in details.get("tool_calls", [])]}
     return {
         "id": step.public_id,
         "object": "thread.run.step",
@@ -163,11 +154,3 @@ def step_out(step: RunStep, *, include: list[str] | tuple = ()) -> dict:
         "metadata": step.metadata or {},
         "usage": None if step.status == RunStep.Status.IN_PROGRESS else step.usage,
     }
-
-
-def _without_result_content(call: dict) -> dict:
-    if call.get("type") != "file_search":
-        return call
-    search = call.get("file_search") or {}
-    results = [{k: v for k, v in result.items() if k != "content"} for result in search.get("results", [])]
-    return {**call, "file_search": {**search, "results": results}}

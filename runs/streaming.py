@@ -11,7 +11,8 @@ from django.db import connection
 from django.http import StreamingHttpResponse
 
 from assistants_project.redis import async_redis_client
-from runs.events import END_EVENTS, stream_key
+from runs.events import stream_key
+from runs.renderers.assistants import END_EVENTS
 
 logger = logging.getLogger(__name__)
 

@@ -1,23 +1,28 @@
-"""Thin Celery interfaces over the run services."""
+"""Thin Celery interfaces over the engine, the lifecycle and the sweeper. This is the top of the runs app: it
+registers itself as the lifecycle's way to send a run to a worker."""
 
 from celery import shared_task
 
+from runs import engine, lifecycle, sweeper
+
 
 def _on_failure(self, exc, task_id, args, kwargs, einfo):
-    from runs.services import run_fail
-
-    run_fail(run_id=args[0], code="server_error", message="The server had an error while processing this run.")
+    lifecycle.run_fail(run_id=args[0], code="server_error",
+                       message="The server had an error while processing this run.")
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, on_failure=_on_failure)
 def run_execute(self, run_id: int) -> None:
-    from runs.engine import run_execute as execute
-
-    execute(run_id=run_id, task_id=self.request.id)
+    engine.run_execute(run_id=run_id, task_id=self.request.id)
 
 
 @shared_task
 def runs_sweep() -> dict:
-    from runs.services import runs_sweep as sweep
+    return sweeper.runs_sweep()
 
-    return sweep()
+
+def _send(run_pk: int, task_id: str) -> None:
+    run_execute.apply_async(args=[run_pk], task_id=task_id)
+
+
+lifecycle.register_sender(_send)

@@ -189,12 +189,15 @@ def test_search_endpoint_shape_and_validation(api, project, corpus, fake_embeddi
           "ranking_options.score_threshold")
 
 
-def test_search_marks_the_store_active(project, corpus, fake_embeddings):
+def test_searching_marks_the_store_active_and_search_itself_only_reads(project, corpus, fake_embeddings, api):
     store, _ = corpus()
-    VectorStore.objects.filter(pk=store.pk).update(last_active_at=timezone.now() - timedelta(days=1),
-                                                   expires_after_days=3)
+    day_ago = timezone.now() - timedelta(days=1)
+    VectorStore.objects.filter(pk=store.pk).update(last_active_at=day_ago, expires_after_days=3)
     store.refresh_from_db()
-    search(project=project, vector_store_ids=[store], query="warranty")
+    assert search(project=project, vector_store_ids=[store], query="warranty")
+    store.refresh_from_db()
+    assert store.last_active_at == day_ago  # a read: its callers mark the store used
+    assert api.post(f"/v1/vector_stores/{store.public_id}/search", {"query": "warranty"}).json()["data"]
     store.refresh_from_db()
     assert timezone.now() - store.last_active_at < timedelta(seconds=5)
     assert store.expires_at - store.last_active_at == timedelta(days=3)

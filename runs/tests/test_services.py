@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from assistants.models import Assistant, Message, Thread
 from assistants_project.api.errors import InvalidRequest
-from runs import engine, services
+from runs import engine, lifecycle, services, sweeper
 from runs.models import Run, RunStep
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +47,7 @@ def test_the_task_is_sent_before_commit_and_its_claim_waits_for_the_commit(proje
 
     def worker():
         try:
-            claimed["run"] = services.run_claim(run_id=sent[0]["args"][0], task_id=sent[0]["task_id"])
+            claimed["run"] = lifecycle.run_claim(run_id=sent[0]["args"][0], task_id=sent[0]["task_id"])
             claimed["at"] = time.monotonic()
         finally:
             connection.close()
@@ -72,13 +72,13 @@ def test_the_task_is_sent_before_commit_and_its_claim_waits_for_the_commit(proje
 
 
 def test_claim_moves_queued_to_in_progress_once(run):
-    claimed = services.run_claim(run_id=run.pk, task_id=run.claimed_by)
+    claimed = lifecycle.run_claim(run_id=run.pk, task_id=run.claimed_by)
     assert claimed.status == Run.Status.IN_PROGRESS and claimed.started_at and claimed.attempts == 1
     # the claim reads the run and its thread back from hand-written SQL: both as the ORM would load them
     assert claimed.thread == run.thread and claimed.thread.public_id == run.thread.public_id
     assert claimed.tools == run.tools and isinstance(claimed.tools, list) and claimed.include == []
     assert claimed.started_at == claimed.heartbeat_at  # what tells the engine there is nothing to resume
-    assert services.run_claim(run_id=run.pk, task_id="another-delivery") is None
+    assert lifecycle.run_claim(run_id=run.pk, task_id="another-delivery") is None
 
 
 def test_redelivery_of_a_finished_run_is_a_noop(run, no_model):
@@ -99,36 +99,36 @@ def test_queued_run_is_cancelled_without_calling_the_model(run, no_model):
 
 
 def test_cancel_racing_completion_cancel_first(run):
-    claimed = services.run_claim(run_id=run.pk, task_id=run.claimed_by)
+    claimed = lifecycle.run_claim(run_id=run.pk, task_id=run.claimed_by)
     services.run_cancel(run=claimed)
-    assert services.run_finish(run=claimed, status=Run.Status.COMPLETED) is False  # completion loses
-    assert services.run_finish_cancel(run_id=run.pk) is True
+    assert lifecycle.run_finish(run=claimed, status=Run.Status.COMPLETED) is False  # completion loses
+    assert lifecycle.run_finish_cancel(run_id=run.pk) is True
     assert Run.objects.get(pk=run.pk).status == Run.Status.CANCELLED
-    assert services.run_finish_cancel(run_id=run.pk) is False
+    assert lifecycle.run_finish_cancel(run_id=run.pk) is False
 
 
 def test_cancel_racing_completion_completion_first(run):
-    claimed = services.run_claim(run_id=run.pk, task_id=run.claimed_by)
-    assert services.run_finish(run=claimed, status=Run.Status.COMPLETED) is True
+    claimed = lifecycle.run_claim(run_id=run.pk, task_id=run.claimed_by)
+    assert lifecycle.run_finish(run=claimed, status=Run.Status.COMPLETED) is True
     with pytest.raises(InvalidRequest, match="Cannot cancel run with status 'completed'"):
         services.run_cancel(run=claimed)
     assert Run.objects.get(pk=run.pk).status == Run.Status.COMPLETED
 
 
 def test_stale_task_cannot_finish_a_recovered_run(run):
-    claimed = services.run_claim(run_id=run.pk, task_id=run.claimed_by)
+    claimed = lifecycle.run_claim(run_id=run.pk, task_id=run.claimed_by)
     Run.objects.filter(pk=run.pk).update(claimed_by="the-new-owner")
-    assert services.run_finish(run=claimed, status=Run.Status.COMPLETED) is False
+    assert lifecycle.run_finish(run=claimed, status=Run.Status.COMPLETED) is False
 
 
 def test_sweeper_expires_paused_runs(run):
-    claimed = services.run_claim(run_id=run.pk, task_id=run.claimed_by)
-    services.run_finish(run=claimed, status=Run.Status.REQUIRES_ACTION, required_action={
+    claimed = lifecycle.run_claim(run_id=run.pk, task_id=run.claimed_by)
+    lifecycle.run_finish(run=claimed, status=Run.Status.REQUIRES_ACTION, required_action={
         "type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": []}},
         expires_at=timezone.now() - timedelta(seconds=1))
     RunStep.objects.create(project=run.project, run=run, thread=run.thread, type=RunStep.Type.TOOL_CALLS,
                            step_details={"type": "tool_calls", "tool_calls": []})
-    assert services.runs_sweep()["expired"] == 1
+    assert sweeper.runs_sweep()["expired"] == 1
     stored = Run.objects.get(pk=run.pk)
     assert stored.status == Run.Status.EXPIRED and stored.required_action is None
     assert RunStep.objects.get().status == RunStep.Status.EXPIRED
@@ -138,18 +138,18 @@ def test_sweeper_recovers_a_dead_worker_once_then_fails(run, settings, django_ca
                                                         monkeypatch):
     sent = []
     monkeypatch.setattr("runs.tasks.run_execute.apply_async", lambda **kw: sent.append(kw))
-    services.run_claim(run_id=run.pk, task_id=run.claimed_by)
+    lifecycle.run_claim(run_id=run.pk, task_id=run.claimed_by)
     long_ago = timezone.now() - timedelta(seconds=settings.RUN_HEARTBEAT_TIMEOUT_SECONDS + 5)
     Run.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.runs_sweep()["recovered"] == 1
+        assert sweeper.runs_sweep()["recovered"] == 1
     stored = Run.objects.get(pk=run.pk)
     assert stored.status == Run.Status.IN_PROGRESS and sent == [{"args": [run.pk], "task_id": stored.claimed_by}]
-    assert services.run_claim(run_id=run.pk, task_id=stored.claimed_by).attempts == 2  # the new task resumes
+    assert lifecycle.run_claim(run_id=run.pk, task_id=stored.claimed_by).attempts == 2  # the new task resumes
 
     Run.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.runs_sweep()["failed"] == 1
+        assert sweeper.runs_sweep()["failed"] == 1
     stored = Run.objects.get(pk=run.pk)
     assert stored.status == Run.Status.FAILED and stored.last_error["code"] == "server_error"
     assert "stopped unexpectedly" in stored.last_error["message"]
@@ -167,24 +167,24 @@ def test_sweeper_resends_a_queued_run_whose_task_was_lost_every_stale_window(
         Run.objects.filter(pk=run.pk).update(created_at=long_ago, heartbeat_at=long_ago, attempts=0,
                                               started_at=long_ago)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.runs_sweep()["requeued"] == 1
-        assert services.runs_sweep()["requeued"] == 0  # not again within the window
+        assert sweeper.runs_sweep()["requeued"] == 1
+        assert sweeper.runs_sweep()["requeued"] == 0  # not again within the window
     first = Run.objects.get(pk=run.pk)
     assert sent == [{"args": [run.pk], "task_id": first.claimed_by}] and first.claimed_by != run.claimed_by
-    assert services.run_claim(run_id=run.pk, task_id=run.claimed_by) is None  # the lost task, if it turns up
+    assert lifecycle.run_claim(run_id=run.pk, task_id=run.claimed_by) is None  # the lost task, if it turns up
 
     Run.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)  # still nobody took it
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.runs_sweep()["requeued"] == 1
+        assert sweeper.runs_sweep()["requeued"] == 1
     second = Run.objects.get(pk=run.pk)
     assert len(sent) == 2 and second.claimed_by not in (run.claimed_by, first.claimed_by)
-    assert services.run_claim(run_id=run.pk, task_id=second.claimed_by).status == Run.Status.IN_PROGRESS
+    assert lifecycle.run_claim(run_id=run.pk, task_id=second.claimed_by).status == Run.Status.IN_PROGRESS
 
 
 def test_resumed_run_discards_the_interrupted_turn(run, monkeypatch):
     from runs import llm
 
-    claimed = services.run_claim(run_id=run.pk, task_id=run.claimed_by)
+    claimed = lifecycle.run_claim(run_id=run.pk, task_id=run.claimed_by)
     half = engine.Turn(run=claimed, number=1)
     half.add_text("half a rep")  # the worker died here: an in-progress step and message remain
     monkeypatch.setattr("runs.llm.stream_chat", lambda **kw: iter([llm.TextDelta("whole"), llm.Finish("stop", {
