@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "files",
     "runs",
     "retrieval",
+    "sandbox",
 ]
 
 MIDDLEWARE = [
@@ -257,3 +258,15 @@ RUN_HEARTBEAT_TIMEOUT_SECONDS = env_int("RUN_HEARTBEAT_TIMEOUT_SECONDS", 60, min
 RUN_EXPIRES_SECONDS = env_int("RUN_EXPIRES_SECONDS", 600, minimum=10)
 # below the 60 s read timeout of the Redis client that waits for events (assistants_project/redis.py)
 STREAM_KEEPALIVE_SECONDS = env_seconds("STREAM_KEEPALIVE_SECONDS", 10.0, minimum=0.05, maximum=50.0)
+
+# --- code_interpreter sandbox (sandbox/) -----------------------------------------------------------------
+CODE_INTERPRETER_BACKEND = env_str("CODE_INTERPRETER_BACKEND", "sandbox.bwrap.BwrapBackend")
+CODE_INTERPRETER_PYTHON = env_str("CODE_INTERPRETER_PYTHON", str(BASE_DIR / ".sandbox-venv" / "bin" / "python"))
+CODE_INTERPRETER_IDLE_SECONDS = env_int("CODE_INTERPRETER_IDLE_SECONDS", 1200, minimum=10)
+CODE_INTERPRETER_CPU_SECONDS = env_seconds("CODE_INTERPRETER_CPU_SECONDS", 30, minimum=1, maximum=3600)
+CODE_INTERPRETER_WALL_SECONDS = env_seconds("CODE_INTERPRETER_WALL_SECONDS", 30, minimum=1, maximum=3600)
+CODE_INTERPRETER_MEMORY_MB = env_int("CODE_INTERPRETER_MEMORY_MB", 1024, minimum=256)
+CODE_INTERPRETER_DISK_MB = env_int("CODE_INTERPRETER_DISK_MB", 512, minimum=1)
+CODE_INTERPRETER_MAX_OUTPUT_BYTES = env_int("CODE_INTERPRETER_MAX_OUTPUT_BYTES", 65536, minimum=1024)
+CODE_INTERPRETER_MAX_PROCESSES = env_int("CODE_INTERPRETER_MAX_PROCESSES", 64, minimum=16)
+CODE_INTERPRETER_MAX_SESSIONS = env_int("CODE_INTERPRETER_MAX_SESSIONS", 32, minimum=1)  # live sessions per worker

@@ -48,6 +48,7 @@ class Execution:
     error: str | None = None  # None, or: exception, timeout, cpu_time, memory, cancelled, died
     restarted: bool = False  # the session was killed and started again: its variables and files are gone
     files: list[FileInfo] = field(default_factory=list)  # files in WORKDIR created or changed by this call
+    state_lost: bool = False  # (manager) a fresh session replaced one the thread had: earlier state is gone
 
 
 OnOutput = Callable[[Output], None]

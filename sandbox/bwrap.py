@@ -15,6 +15,8 @@ memory every 0.1 s and kills the whole sandbox when one is over (the next sessio
 from __future__ import annotations
 
 import base64
+import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -38,6 +40,7 @@ from sandbox.backend import Session as SessionBase
 
 log = logging.getLogger(__name__)
 
+NOBODY = 65534
 KERNEL_DIR = "/run/kernel"
 VENV_DIR = "/opt/venv"
 START_TIMEOUT_SECONDS = 30
@@ -57,12 +60,59 @@ for name, value in cfg["rlimits"].items():
     resource.setrlimit(getattr(resource, name), (value, value))
 with open(cfg["connection_file"], "w") as f:
     json.dump(cfg["connection"], f)
+os.makedirs("/tmp/.ipython/profile_default/startup")
+with open("/tmp/.ipython/profile_default/startup/00-sandbox.py", "w") as f:
+    f.write(cfg["startup"])
 os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", cfg["connection_file"], *cfg["args"]])
+"""
+
+# IPython startup code: drops a call's stdout/stderr past the output cap inside the kernel, so that printing 100 MB
+# does not ship 100 MB to the worker (which cuts at the cap anyway: this is only to save the trip).
+_STARTUP = """
+def _sandbox_output_cap(limit):
+    import sys
+    left = [limit]
+    get_ipython().events.register("pre_execute", lambda: left.__setitem__(0, limit))
+    for stream in (sys.stdout, sys.stderr):
+        def write(text, _write=stream.write):
+            room = left[0]
+            left[0] -= len(text)
+            if room > 0:
+                _write(text[:room])
+            return len(text)
+        stream.write = write
+_sandbox_output_cap(%d)
+del _sandbox_output_cap
 """
 
 # bwrap's --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that started it ends: every sandbox is
 # started from this one long-lived thread, so it dies with the worker process and not with a passing worker thread.
 _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawn")
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@contextlib.contextmanager
+def _as_sandbox_user():
+    """A root worker writes into the sandbox's tmpfs as uid/gid 65534 (root is not mapped in the sandbox's user
+    namespace: files it creates there would fail with EOVERFLOW). fsuid/fsgid are per thread: only this one changes."""
+    if os.geteuid() != 0:
+        yield
+        return
+    _libc.setfsgid(NOBODY)
+    _libc.setfsuid(NOBODY)
+    try:
+        yield
+    finally:
+        _libc.setfsuid(0)
+        _libc.setfsgid(0)
+
+
+def _world_readable(path: Path) -> bool:
+    """Every directory from / down to ``path`` may be entered by anyone (what an unprivileged bwrap needs)."""
+    path = path.resolve()
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in (path, *path.parents))
 
 
 def _sandbox_env() -> dict[str, str]:
@@ -82,9 +132,21 @@ def _sandbox_env() -> dict[str, str]:
     }
 
 
+def _unprivileged() -> dict:
+    """A root worker starts bwrap as uid 65534: the sandbox's own uid 65534 is then 65534 on the host too. (Started
+    as root, bwrap maps it to host root, and a process without capabilities but owning root's files may still write
+    /proc/sys or /proc/sysrq-trigger.) A non-root worker's sandboxes run as the worker's uid."""
+    return {"user": NOBODY, "group": NOBODY, "extra_groups": []} if os.geteuid() == 0 else {}
+
+
 class BwrapBackend(Backend):
-    def __init__(self, python: str | os.PathLike):
-        """``python``: the sandbox venv's interpreter (``.sandbox-venv/bin/python``, built by ``make install``)."""
+    def __init__(self, python: str | os.PathLike | None = None):
+        """``python``: the sandbox venv's interpreter (default CODE_INTERPRETER_PYTHON: ``.sandbox-venv/bin/python``,
+        built by ``make install``)."""
+        if python is None:
+            from django.conf import settings
+
+            python = settings.CODE_INTERPRETER_PYTHON
         self.venv = Path(python).absolute().parent.parent
         self.bwrap = shutil.which("bwrap")
 
@@ -95,6 +157,12 @@ class BwrapBackend(Backend):
         cfg = self.venv / "pyvenv.cfg"
         if not cfg.is_file():
             raise SandboxUnavailable(f"code_interpreter needs the sandbox venv at {self.venv}: run `make install`.")
+        if os.geteuid() == 0:
+            for path in (self.base_prefix(), self.venv):
+                if not _world_readable(path):
+                    raise SandboxUnavailable(
+                        f"the sandbox runs as uid {NOBODY} and cannot read {path}: build the sandbox venv from an "
+                        f"interpreter every user can read (`make install` uses /usr/bin/python3 when there is one).")
 
     def base_prefix(self) -> Path:
         """The interpreter the venv was made from (its ``home``), mounted read-only at the same path."""
@@ -106,7 +174,7 @@ class BwrapBackend(Backend):
 
     def argv(self, limits: Limits, info_fd: int) -> list[str]:
         args = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--info-fd", str(info_fd),
-                "--uid", "65534", "--gid", "65534", "--hostname", "sandbox", "--cap-drop", "ALL",
+                "--uid", str(NOBODY), "--gid", str(NOBODY), "--hostname", "sandbox", "--cap-drop", "ALL",
                 "--ro-bind", "/usr", "/usr"]
         for name in ("bin", "sbin", "lib", "lib32", "lib64"):
             path = Path("/") / name
@@ -154,6 +222,7 @@ class BwrapSession(SessionBase):
             "rlimits": {"RLIMIT_AS": limits.memory_bytes, "RLIMIT_NPROC": limits.processes,
                         "RLIMIT_NOFILE": limits.open_files, "RLIMIT_FSIZE": limits.disk_bytes, "RLIMIT_CORE": 0},
             "connection": connection, "connection_file": f"{KERNEL_DIR}/kernel.json",
+            "startup": _STARTUP % (limits.output_bytes + 1),  # one more: the worker then notes the cut
             "args": ["--HistoryManager.enabled=False", "--IPKernelApp.log_level=WARN"],
         }
         self._stderr = tempfile.TemporaryFile()  # the kernel's own messages; user output goes over the protocol
@@ -162,7 +231,7 @@ class BwrapSession(SessionBase):
             self.proc = _spawner.submit(
                 subprocess.Popen, self.backend.argv(limits, info_write), stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL, stderr=self._stderr, env=_sandbox_env(), pass_fds=(info_write,),
-                start_new_session=True, cwd="/",
+                start_new_session=True, cwd="/", **_unprivileged(),
             ).result()
         finally:
             os.close(info_write)
@@ -208,6 +277,7 @@ class BwrapSession(SessionBase):
             self.client = None
         if self.proc is not None and self.proc.poll() is None:
             # The sandbox's PID 1 dying takes every process of its PID namespace with it; bwrap follows.
+            tree = self._tree() if self.pid else []
             for pid in (self.pid, self.proc.pid):
                 if pid:
                     try:
@@ -218,6 +288,7 @@ class BwrapSession(SessionBase):
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 log.error("sandbox %s did not exit after SIGKILL", self.proc.pid)
+            _wait_gone(tree)
         if self.proc is not None:
             self.proc = None
             self._stderr.close()
@@ -387,13 +458,14 @@ class BwrapSession(SessionBase):
         return fd, parts[-1]
 
     def upload(self, path: str, data: bytes) -> None:
-        parent, name = self._open_parent(path, create=True)
-        try:
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666, dir_fd=parent)
-        finally:
-            os.close(parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with _as_sandbox_user():
+            parent, name = self._open_parent(path, create=True)
+            try:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666, dir_fd=parent)
+            finally:
+                os.close(parent)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
 
     def download(self, path: str, *, max_bytes: int | None = None) -> bytes:
         parent, name = self._open_parent(path, create=False)
@@ -427,6 +499,20 @@ class BwrapSession(SessionBase):
         return sorted(found, key=lambda f: f.path)
 
 
+def _wait_gone(pids: list[int], timeout: float = 5.0) -> None:
+    """The kernel kills a dead PID namespace's processes asynchronously: wait until they are gone (or zombies)."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                        break
+            except OSError:
+                break
+            time.sleep(0.01)
+
+
 class _Collector:
     """Gathers a call's outputs: logs cut at the cap (with a note of what was dropped), PNG images."""
 
@@ -451,7 +537,7 @@ class _Collector:
             self.on_output(Output("logs", logs=text))
 
     def text(self) -> str:
-        note = f"\n[output truncated: {self.dropped} more characters]\n" if self.dropped else ""
+        note = f"\n[output truncated at {self.cap} characters]\n" if self.dropped else ""
         return "".join(self.parts) + note
 
     def message(self, msg: dict) -> str | None:
