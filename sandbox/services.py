@@ -60,8 +60,10 @@ class _Live:
 
 
 class SessionManager:
-    def __init__(self, backend: Backend, limits: Limits, *, idle_seconds: float, max_sessions: int):
-        self.backend, self.limits = backend, limits
+    def __init__(self, backend: Backend, limits: Limits, *, idle_seconds: float, max_sessions: int,
+                 reap: bool = True):
+        """``reap``: stop idle sessions from a background thread (tests call ``sweep`` themselves)."""
+        self.backend, self.limits, self.reap = backend, limits, reap
         self.idle_seconds, self.max_sessions = idle_seconds, max_sessions
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._live: dict[str, _Live] = {}
@@ -199,7 +201,7 @@ class SessionManager:
 
     def _ensure_reaper(self) -> None:
         with self._lock:
-            if self._reaper is not None:
+            if self._reaper is not None or not self.reap:
                 return
             self._reaper = threading.Thread(target=self._reap, name="sandbox-reaper", daemon=True)
             self._reaper.start()
