@@ -173,7 +173,8 @@ class BwrapBackend(Backend):
         raise SandboxUnavailable(f"{self.venv}/pyvenv.cfg names no home interpreter: rebuild it with `make install`.")
 
     def argv(self, limits: Limits, info_fd: int) -> list[str]:
-        args = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--info-fd", str(info_fd),
+        args = [self.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+                "--info-fd", str(info_fd),
                 "--uid", str(NOBODY), "--gid", str(NOBODY), "--hostname", "sandbox", "--cap-drop", "ALL",
                 "--ro-bind", "/usr", "/usr"]
         for name in ("bin", "sbin", "lib", "lib32", "lib64"):

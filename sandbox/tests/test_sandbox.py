@@ -196,6 +196,13 @@ def test_a_link_made_inside_is_never_followed_by_the_worker(shared):
     assert not {"leak", "d/etc"} & {f.path for f in shared.files()}
 
 
+def test_no_new_namespaces_or_privileges(shared):
+    result = shared.execute("import subprocess\nprint(subprocess.run(['unshare', '--user', '--map-root-user', 'id'],"
+                            " capture_output=True, text=True).returncode)\n"
+                            "print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])")
+    assert result.logs.split() == ["1", "0000000000000000"]
+
+
 def test_allocating_10_gb_fails_inside(shared):
     result = shared.execute("block = bytearray(10 * 1024**3)")
     assert result.error == "exception" and "MemoryError" in result.logs and not result.restarted
