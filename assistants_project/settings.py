@@ -270,3 +270,5 @@ CODE_INTERPRETER_DISK_MB = env_int("CODE_INTERPRETER_DISK_MB", 512, minimum=1)
 CODE_INTERPRETER_MAX_OUTPUT_BYTES = env_int("CODE_INTERPRETER_MAX_OUTPUT_BYTES", 65536, minimum=1024)
 CODE_INTERPRETER_MAX_PROCESSES = env_int("CODE_INTERPRETER_MAX_PROCESSES", 64, minimum=16)
 CODE_INTERPRETER_MAX_SESSIONS = env_int("CODE_INTERPRETER_MAX_SESSIONS", 32, minimum=1)  # live sessions per worker
+# started ahead, once a worker has used one, so a new thread's first call does not wait for a sandbox to start
+CODE_INTERPRETER_SPARE_SESSIONS = env_int("CODE_INTERPRETER_SPARE_SESSIONS", 1, minimum=0)

@@ -61,9 +61,14 @@ class _Live:
 
 class SessionManager:
     def __init__(self, backend: Backend, limits: Limits, *, idle_seconds: float, max_sessions: int,
-                 reap: bool = True):
-        """``reap``: stop idle sessions from a background thread (tests call ``sweep`` themselves)."""
-        self.backend, self.limits, self.reap = backend, limits, reap
+                 spares: int = 0, reap: bool = True):
+        """``spares``: sessions kept started and empty once this process has used one, so that a new thread's
+        first call does not wait for a sandbox to start. ``reap``: stop idle sessions from a background thread
+        (tests call ``sweep`` themselves)."""
+        self.backend, self.limits, self.reap, self.spares = backend, limits, reap, spares
+        self._spare: list[Session] = []
+        self._want_spare = threading.Event()
+        self._spare_thread: threading.Thread | None = None
         self.idle_seconds, self.max_sessions = idle_seconds, max_sessions
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._live: dict[str, _Live] = {}
@@ -112,10 +117,20 @@ class SessionManager:
 
     def close(self) -> None:
         self._closed.set()
+        self._want_spare.set()
         with self._lock:
             lives, self._live = list(self._live.values()), {}
+            spares, self._spare = self._spare, []
         for live in lives:
             self._retire(live, record=False)
+        for session in spares:
+            session.stop()
+        if self._spare_thread is not None:
+            self._spare_thread.join(timeout=30)
+        with self._lock:  # one the filler started while closing
+            spares, self._spare = self._spare, []
+        for session in spares:
+            session.stop()
 
     def sweep(self) -> int:
         """Stop sessions idle longer than the idle timeout; returns how many."""
@@ -155,7 +170,10 @@ class SessionManager:
         return winner, had_one and winner is fresh
 
     def _start(self, files: ThreadFiles | None) -> Session:
-        session = self.backend.start(self.limits)
+        session = self._spare_take()
+        self._spare_fill()
+        if session is None:
+            session = self.backend.start(self.limits)
         try:
             for name, data in (files() if files else ()):
                 session.upload(_relative(name), data)
@@ -163,6 +181,45 @@ class SessionManager:
             session.stop()
             raise
         return session
+
+    def _spare_take(self) -> Session | None:
+        while True:
+            with self._lock:
+                if not self._spare:
+                    return None
+                session = self._spare.pop()
+            if session.alive():
+                return session
+            session.stop()
+
+    def _spare_fill(self) -> None:
+        if self.spares <= 0 or self._closed.is_set():
+            return
+        with self._lock:
+            if self._spare_thread is None:
+                self._spare_thread = threading.Thread(target=self._spare_loop, name="sandbox-spares", daemon=True)
+                self._spare_thread.start()
+        self._want_spare.set()
+
+    def _spare_loop(self) -> None:
+        while not self._closed.is_set():
+            self._want_spare.wait()
+            self._want_spare.clear()
+            while not self._closed.is_set():
+                with self._lock:
+                    if len(self._spare) >= self.spares:
+                        break
+                try:
+                    session = self.backend.start(self.limits)
+                except Exception:
+                    log.exception("could not start a spare sandbox session")
+                    break
+                with self._lock:
+                    closed = self._closed.is_set()
+                    if not closed:
+                        self._spare.append(session)
+                if closed:
+                    session.stop()
 
     def _make_room(self) -> None:
         with self._lock:
@@ -236,7 +293,8 @@ def manager() -> SessionManager:
         if _manager is None:
             _manager = SessionManager(backend_from_settings(), limits_from_settings(),
                                       idle_seconds=settings.CODE_INTERPRETER_IDLE_SECONDS,
-                                      max_sessions=settings.CODE_INTERPRETER_MAX_SESSIONS)
+                                      max_sessions=settings.CODE_INTERPRETER_MAX_SESSIONS,
+                                      spares=settings.CODE_INTERPRETER_SPARE_SESSIONS)
             atexit.register(_manager.close)
         return _manager
 

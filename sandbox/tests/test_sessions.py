@@ -135,3 +135,26 @@ def test_beat_expires_records_no_worker_can_hold(project):
     stale.refresh_from_db()
     fresh.refresh_from_db()
     assert (stale.status, fresh.status) == ("expired", "running")
+
+
+def test_a_spare_session_serves_a_new_threads_first_call_clean(make_manager, project):
+    import time
+
+    from sandbox.tests.test_sandbox import _pids_alive
+
+    manager = make_manager(spares=1)
+    manager.execute(project=project, thread_id="thread_k1", code="secret = 'k1'\nopen('k1.txt', 'w').write('k1')")
+    deadline = time.monotonic() + 30
+    while not manager._spare and time.monotonic() < deadline:
+        time.sleep(0.05)
+    spare = manager._spare[0]
+    result = manager.execute(project=project, thread_id="thread_k2", files=thread_files,
+                             code="import os\nprint(sorted(os.listdir('.')))\nprint('secret' in globals())")
+    assert result.logs == "['data.csv', 'notes.txt']\nFalse\n"
+    assert manager._live["thread_k2"].session is spare
+    while len(manager._spare) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = [pid for s in manager._spare for pid in s._tree()]
+    assert pids
+    manager.close()
+    assert _pids_alive(pids) == []
