@@ -86,8 +86,19 @@ del _sandbox_output_cap
 """
 
 # bwrap's --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that started it ends: every sandbox is
-# started from this one long-lived thread, so it dies with the worker process and not with a passing worker thread.
-_spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawn")
+# started from one long-lived thread per process, so it dies with the worker process and not with a passing worker
+# thread. (Per process: a forked child would inherit the executor without its thread.)
+_spawner: tuple[int, ThreadPoolExecutor] | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn(argv: list[str], **kwargs) -> subprocess.Popen:
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or _spawner[0] != os.getpid():
+            _spawner = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawn"))
+        executor = _spawner[1]
+    return executor.submit(subprocess.Popen, argv, **kwargs).result()
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -229,11 +240,10 @@ class BwrapSession(SessionBase):
         self._stderr = tempfile.TemporaryFile()  # the kernel's own messages; user output goes over the protocol
         info_read, info_write = os.pipe()
         try:
-            self.proc = _spawner.submit(
-                subprocess.Popen, self.backend.argv(limits, info_write), stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL, stderr=self._stderr, env=_sandbox_env(), pass_fds=(info_write,),
-                start_new_session=True, cwd="/", **_unprivileged(),
-            ).result()
+            self.proc = _spawn(
+                self.backend.argv(limits, info_write), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                stderr=self._stderr, env=_sandbox_env(), pass_fds=(info_write,), start_new_session=True, cwd="/",
+                **_unprivileged())
         finally:
             os.close(info_write)
         try:

@@ -283,14 +283,17 @@ def containers_expire() -> int:
 
 
 _manager: SessionManager | None = None
+_manager_pid: int | None = None
 _manager_lock = threading.Lock()
 
 
 def manager() -> SessionManager:
-    """This process's session manager, made from the settings on first use."""
-    global _manager
+    """This process's session manager, made from the settings on first use (a forked child makes its own: the
+    parent's sandboxes are the parent's)."""
+    global _manager, _manager_pid
     with _manager_lock:
-        if _manager is None:
+        if _manager is None or _manager_pid != os.getpid():
+            _manager_pid = os.getpid()
             _manager = SessionManager(backend_from_settings(), limits_from_settings(),
                                       idle_seconds=settings.CODE_INTERPRETER_IDLE_SECONDS,
                                       max_sessions=settings.CODE_INTERPRETER_MAX_SESSIONS,

@@ -158,3 +158,19 @@ def test_a_spare_session_serves_a_new_threads_first_call_clean(make_manager, pro
     assert pids
     manager.close()
     assert _pids_alive(pids) == []
+
+
+def test_the_process_manager_is_made_from_the_settings(project, settings):
+    settings.CODE_INTERPRETER_SPARE_SESSIONS = 0
+    settings.CODE_INTERPRETER_MEMORY_MB = 512
+    services._manager = None
+    try:
+        seen = []
+        result = services.execute(project=project, thread_id="thread_l", code="print(2**100)", on_output=seen.append)
+        assert result.logs == "1267650600228229401496703205376\n" and [o.logs for o in seen] == [result.logs]
+        manager = services.manager()
+        assert manager.limits.memory_bytes == 512 * 1024**2 and manager.idle_seconds == 1200
+        assert Container.objects.get(thread_id="thread_l").memory_limit == "512m"
+    finally:
+        services.manager().close()
+        services._manager = None
