@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -269,6 +270,8 @@ class SessionManager:
                 self.sweep()
             except Exception:
                 log.exception("sandbox sweep failed")
+            finally:
+                connection.close()  # this thread's connection, back to the pool
 
 
 def _relative(path: str) -> str:
