@@ -174,3 +174,16 @@ def test_the_process_manager_is_made_from_the_settings(project, settings):
     finally:
         services.manager().close()
         services._manager = None
+
+
+def test_the_admin_lists_and_shows_containers(admin_client, project):
+    from django.urls import reverse
+    from django.utils import timezone
+
+    container = Container.objects.create(project=project, thread_id="thread_m", memory_limit="1g",
+                                         expires_after_minutes=20, last_active_at=timezone.now(),
+                                         files=[{"path": "/mnt/data/out.csv", "bytes": 3}])
+    listing = admin_client.get(reverse("admin:sandbox_container_changelist"), {"q": "thread_m"})
+    assert listing.status_code == 200 and container.public_id in listing.content.decode()
+    page = admin_client.get(reverse("admin:sandbox_container_change", args=[container.pk]))
+    assert page.status_code == 200 and "/mnt/data/out.csv" in page.content.decode()
