@@ -83,6 +83,11 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def alive(self) -> bool: ...
 
+    def check_idle(self) -> str | None:
+        """Between calls: if what the code left running (threads, processes) went over the CPU or memory limit,
+        stop the session and say why (``cpu_time`` / ``memory``). A backend whose limits hold anyway may keep this."""
+        return None
+
     @abc.abstractmethod
     def stop(self) -> None:
         """Kill every process of the session and free its working directory. Idempotent."""

@@ -259,6 +259,7 @@ class BwrapSession(SessionBase):
             client.start_channels(hb=False)  # liveness is the bwrap process itself
             self.client = client
             self._wait_ready()
+            self._idle_cpu_start = self._usage()[0]
         except BaseException:
             self.stop()
             raise
@@ -404,7 +405,18 @@ class BwrapSession(SessionBase):
     def _finish(self, result: Execution, before: dict[str, FileInfo] | None = None) -> Execution:
         if before is not None and not result.restarted:
             result.files = [f for f in self.files() if before.get(f.path) != f]
+        self._idle_cpu_start = self._usage()[0]
         return result
+
+    def check_idle(self) -> str | None:
+        if not self.alive():
+            return None
+        cpu, rss = self._usage()
+        reason = ("cpu_time" if cpu - self._idle_cpu_start > self.limits.cpu_seconds
+                  else "memory" if rss > self.limits.memory_bytes else None)
+        if reason:
+            self.stop()
+        return reason
 
     # --- the sandbox's processes, seen from the worker ----------------------------------------------------------
     def _tree(self) -> list[int]:

@@ -30,6 +30,7 @@ from sandbox.models import Container
 log = logging.getLogger(__name__)
 
 ThreadFiles = Callable[[], Iterable[tuple[str, bytes]]]
+WATCH_EVERY_SECONDS = 1.0  # how often sessions between calls are checked for leftovers over the limits
 
 
 def limits_from_settings() -> Limits:
@@ -132,6 +133,28 @@ class SessionManager:
             spares, self._spare = self._spare, []
         for session in spares:
             session.stop()
+
+    def watch(self) -> int:
+        """Stop sessions whose leftovers (background threads or processes) went over the CPU or memory limit
+        between calls; returns how many."""
+        with self._lock:
+            idle = [(tid, live) for tid, live in self._live.items() if not live.lock.locked()]
+        stopped = 0
+        for tid, live in idle:
+            if not live.lock.acquire(blocking=False):
+                continue  # a call started meanwhile: it watches itself
+            try:
+                reason = live.session.check_idle()
+            finally:
+                live.lock.release()
+            if reason:
+                log.warning("sandbox of %s stopped between calls: %s over the limit", tid, reason)
+                with self._lock:
+                    if self._live.get(tid) is live:
+                        del self._live[tid]
+                self._retire(live)
+                stopped += 1
+        return stopped
 
     def sweep(self) -> int:
         """Stop sessions idle longer than the idle timeout; returns how many."""
@@ -265,9 +288,14 @@ class SessionManager:
             self._reaper.start()
 
     def _reap(self) -> None:
-        while not self._closed.wait(min(60.0, max(1.0, self.idle_seconds / 4))):
+        sweep_every = min(60.0, max(1.0, self.idle_seconds / 4))
+        next_sweep = time.monotonic() + sweep_every
+        while not self._closed.wait(WATCH_EVERY_SECONDS):
             try:
-                self.sweep()
+                self.watch()
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + sweep_every
+                    self.sweep()
             except Exception:
                 log.exception("sandbox sweep failed")
             finally:

@@ -187,3 +187,33 @@ def test_the_admin_lists_and_shows_containers(admin_client, project):
     assert listing.status_code == 200 and container.public_id in listing.content.decode()
     page = admin_client.get(reverse("admin:sandbox_container_change", args=[container.pk]))
     assert page.status_code == 200 and "/mnt/data/out.csv" in page.content.decode()
+
+
+def test_code_left_running_between_calls_is_stopped_at_the_cpu_limit(make_manager, project):
+    import time
+
+    manager = make_manager()
+    result = manager.execute(project=project, thread_id="thread_n", code=(
+        "import subprocess, sys, threading\n"
+        "threading.Thread(target=lambda: [None for _ in iter(int, 1)], daemon=True).start()\n"
+        "subprocess.Popen([sys.executable, '-c', 'while True: pass'])\nprint('returned')"))
+    assert result.logs == "returned\n" and result.error is None
+    pids = manager._live["thread_n"].session._tree()
+    deadline = time.monotonic() + 20
+    stopped = 0
+    while not stopped and time.monotonic() < deadline:
+        time.sleep(0.5)
+        stopped = manager.watch()
+    assert stopped == 1 and "thread_n" not in manager._live
+    from sandbox.tests.test_sandbox import _pids_alive
+
+    assert _pids_alive(pids) == []
+    assert Container.objects.get(thread_id="thread_n").status == "expired"
+    assert manager.execute(project=project, thread_id="thread_n", code="print(1)").state_lost
+
+
+def test_a_quiet_session_is_left_alone_between_calls(make_manager, project):
+    manager = make_manager()
+    manager.execute(project=project, thread_id="thread_o", code="import numpy\nx = numpy.ones(1000)")
+    assert manager.watch() == 0
+    assert manager.execute(project=project, thread_id="thread_o", code="print(int(x.sum()))").logs == "1000\n"
