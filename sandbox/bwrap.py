@@ -219,6 +219,7 @@ class BwrapSession(SessionBase):
         self._cancel = threading.Event()
         self.proc: subprocess.Popen | None = None
         self.pid: int | None = None
+        self._procfd: int | None = None
         self.client: BlockingKernelClient | None = None
         self._start()
 
@@ -252,6 +253,9 @@ class BwrapSession(SessionBase):
             if not self.pid:
                 raise SandboxUnavailable(f"bwrap could not start a sandbox: {self._kernel_log()}")
             self.root = f"/proc/{self.pid}/root"
+            # This sandbox's /proc entry, held open: once its PID 1 is gone, paths under it fail instead of
+            # reaching whatever process gets the number next.
+            self._procfd = os.open(f"/proc/{self.pid}", os.O_RDONLY | os.O_DIRECTORY)
             self.proc.stdin.write(json.dumps(config).encode())
             self.proc.stdin.close()
             client = BlockingKernelClient()
@@ -301,6 +305,9 @@ class BwrapSession(SessionBase):
             except subprocess.TimeoutExpired:
                 log.error("sandbox %s did not exit after SIGKILL", self.proc.pid)
             _wait_gone(tree)
+        if self._procfd is not None:
+            os.close(self._procfd)
+            self._procfd = None
         if self.proc is not None:
             self.proc = None
             self._stderr.close()
@@ -435,7 +442,7 @@ class BwrapSession(SessionBase):
     def _kernel_pid(self) -> int | None:
         """The kernel: the sandbox PID 1's (bwrap's reaper's) child."""
         try:
-            with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
+            with open(f"task/{self.pid}/children", opener=self._proc_opener) as f:
                 children = f.read().split()
         except OSError:
             return None
@@ -458,7 +465,14 @@ class BwrapSession(SessionBase):
     # Paths inside the sandbox are resolved by hand from a descriptor of its working directory, with O_NOFOLLOW at
     # every step: through /proc/<pid>/root a symlink the code made would otherwise be followed on the worker's side.
     def _workdir_fd(self) -> int:
-        return os.open(f"{self.root}{WORKDIR}", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        if self._procfd is None:
+            raise FileNotFoundError(WORKDIR)
+        return os.open(f"root{WORKDIR}", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=self._procfd)
+
+    def _proc_opener(self, path: str, flags: int) -> int:
+        if self._procfd is None:
+            raise ProcessLookupError(self.pid)
+        return os.open(path, flags, dir_fd=self._procfd)
 
     def _open_parent(self, path: str, *, create: bool) -> tuple[int, str]:
         parts = [p for p in path.split("/") if p not in ("", ".")]
