@@ -337,3 +337,15 @@ def execute(*, project, thread_id: str, code: str, files: ThreadFiles | None = N
             should_cancel: ShouldCancel | None = None) -> Execution:
     return manager().execute(project=project, thread_id=thread_id, code=code, files=files, on_output=on_output,
                              should_cancel=should_cancel)
+
+
+def cancel(*, thread_id: str) -> None:
+    manager().cancel(thread_id)
+
+
+def file_put(*, project, thread_id: str, path: str, data: bytes, files: ThreadFiles | None = None) -> None:
+    manager().file_put(project=project, thread_id=thread_id, path=path, data=data, files=files)
+
+
+def file_get(*, thread_id: str, path: str, max_bytes: int | None = None) -> bytes:
+    return manager().file_get(thread_id=thread_id, path=path, max_bytes=max_bytes)

@@ -171,6 +171,13 @@ def test_the_process_manager_is_made_from_the_settings(project, settings):
         manager = services.manager()
         assert manager.limits.memory_bytes == 512 * 1024**2 and manager.idle_seconds == 1200
         assert Container.objects.get(thread_id="thread_l").memory_limit == "512m"
+        services.file_put(project=project, thread_id="thread_l", path="/mnt/data/in.txt", data=b"abc")
+        services.execute(project=project, thread_id="thread_l",
+                         code="open('/mnt/data/out.txt', 'w').write(open('in.txt').read().upper())")
+        assert services.file_get(thread_id="thread_l", path="/mnt/data/out.txt") == b"ABC"
+        threading.Timer(0.5, services.cancel, kwargs={"thread_id": "thread_l"}).start()
+        assert services.execute(project=project, thread_id="thread_l", code="import time\ntime.sleep(20)").error \
+            == "cancelled"
     finally:
         services.manager().close()
         services._manager = None
