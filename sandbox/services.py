@@ -101,7 +101,7 @@ class SessionManager:
     def file_put(self, *, project, thread_id: str, path: str, data: bytes, files: ThreadFiles | None = None) -> None:
         live, _ = self._session(project, thread_id, files)
         with live.lock:
-            live.session.upload(path, data)
+            live.session.upload(_relative(path), data)
 
     def file_get(self, *, thread_id: str, path: str, max_bytes: int | None = None) -> bytes:
         """A file of the thread's live session (``path`` relative to /mnt/data or absolute under it)."""
