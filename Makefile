@@ -12,7 +12,22 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
 
-install: $(BIN)/.installed
+# code_interpreter's sandbox: its own venv (numpy, pandas, matplotlib, ipykernel), read inside the sandbox by an
+# unprivileged uid, so built from the system's interpreter under /usr when there is one; and bubblewrap (`bwrap`).
+SANDBOX_VENV := .sandbox-venv
+SANDBOX_PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo $(PYTHON))
+
+$(SANDBOX_VENV)/.installed: sandbox/requirements.txt
+	@if ! command -v bwrap >/dev/null 2>&1 || ! $(SANDBOX_PYTHON) -c "import ensurepip" 2>/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && apt-get install -y -qq bubblewrap python3-venv; \
+		else echo "code_interpreter needs the OS packages bubblewrap and python3-venv: install them (sudo apt-get install bubblewrap python3-venv) and run make install again."; fi; fi
+	$(SANDBOX_PYTHON) -m venv $(SANDBOX_VENV)
+	$(SANDBOX_VENV)/bin/pip install -q --upgrade pip
+	$(SANDBOX_VENV)/bin/pip install -q -r sandbox/requirements.txt
+	touch $@
+
+install: $(BIN)/.installed $(SANDBOX_VENV)/.installed
 
 node_modules/.installed: package.json
 	@if command -v npm >/dev/null 2>&1; then npm install --no-audit --no-fund --silent && touch $@; \
@@ -48,4 +63,4 @@ stop: install
 	d = Path(os.environ.get('ASSISTANTS_DATA_DIR', 'var')).resolve(); e.stop_redis(d); e.stop_postgres(d)"
 
 clean:
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV) $(SANDBOX_VENV) node_modules

@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "files",
     "runs",
     "retrieval",
+    "sandbox",
 ]
 
 MIDDLEWARE = [
@@ -275,3 +276,16 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANG
     else None
 # The broker queue this deployment's workers consume: distinct names let deployments share one broker.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
+# --- code_interpreter sandbox (sandbox/) -----------------------------------------------------------------
+CODE_INTERPRETER_BACKEND = env_str("CODE_INTERPRETER_BACKEND", "sandbox.bwrap.BwrapBackend")
+CODE_INTERPRETER_PYTHON = env_str("CODE_INTERPRETER_PYTHON", str(BASE_DIR / ".sandbox-venv" / "bin" / "python"))
+CODE_INTERPRETER_IDLE_SECONDS = env_int("CODE_INTERPRETER_IDLE_SECONDS", 1200, minimum=10)
+CODE_INTERPRETER_CPU_SECONDS = env_seconds("CODE_INTERPRETER_CPU_SECONDS", 30, minimum=1, maximum=3600)
+CODE_INTERPRETER_WALL_SECONDS = env_seconds("CODE_INTERPRETER_WALL_SECONDS", 30, minimum=1, maximum=3600)
+CODE_INTERPRETER_MEMORY_MB = env_int("CODE_INTERPRETER_MEMORY_MB", 1024, minimum=256)
+CODE_INTERPRETER_DISK_MB = env_int("CODE_INTERPRETER_DISK_MB", 512, minimum=1)
+CODE_INTERPRETER_MAX_OUTPUT_BYTES = env_int("CODE_INTERPRETER_MAX_OUTPUT_BYTES", 65536, minimum=1024)
+CODE_INTERPRETER_MAX_PROCESSES = env_int("CODE_INTERPRETER_MAX_PROCESSES", 64, minimum=16)
+CODE_INTERPRETER_MAX_SESSIONS = env_int("CODE_INTERPRETER_MAX_SESSIONS", 32, minimum=1)  # live sessions per worker
+# started ahead, once a worker has used one, so a new thread's first call does not wait for a sandbox to start
+CODE_INTERPRETER_SPARE_SESSIONS = env_int("CODE_INTERPRETER_SPARE_SESSIONS", 1, minimum=0)
