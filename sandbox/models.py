@@ -6,7 +6,8 @@ import secrets
 
 from django.db import models
 
-from assistants_project.api.models import TenantModel, epoch
+from assistants_project.api.models import epoch
+from tenancy.models import TenantModel
 
 
 class Container(TenantModel):

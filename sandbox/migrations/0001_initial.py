@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('assistants', '0001_initial'),
+        ('tenancy', '0001_initial'),
     ]
 
     operations = [
@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
                 ('memory_limit', models.CharField(max_length=16)),
                 ('files', models.JSONField(default=list)),
                 ('worker', models.CharField(blank=True, default='', max_length=128)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='assistants.project')),
+                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.project')),
             ],
             options={
                 'indexes': [models.Index(fields=['status', 'last_active_at'], name='sandbox_con_status_bf8d65_idx')],

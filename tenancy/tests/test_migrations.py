@@ -26,7 +26,7 @@ def migrate(targets):
 
 def latest():
     graph = MigrationExecutor(connection).loader.graph
-    return [node for app in ("tenancy", "assistants", "files", "retrieval", "runs") for node in graph.leaf_nodes(app)]
+    return [node for app in ("tenancy", "assistants", "files", "retrieval", "runs", "sandbox") for node in graph.leaf_nodes(app)]
 
 
 def tables() -> set[str]:
