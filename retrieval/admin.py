@@ -157,7 +157,7 @@ class VectorStoreFileAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 services.vector_store_file_create(vector_store=vsf.vector_store, file_id=vsf.file.public_id,
                                                   chunking_strategy=vsf.chunking_strategy, attributes=vsf.attributes)
             except OpenAIError as exc:
-                self.message_user(request, f"{vsf.file.public_id}: {exc.message}", messages.ERROR)
+                self.message_user(request, f"{vsf.file.public_id}: {exc.detail}", messages.ERROR)
                 continue
             retried.append(vsf.file.public_id)
         if retried:

@@ -339,7 +339,7 @@ class RunAdmin(ReadOnlyMixin, TenantAdmin):
         try:
             services.run_cancel(run=run)
         except OpenAIError as exc:
-            self.message_user(request, f"{run.public_id}: {exc.message}", messages.ERROR)
+            self.message_user(request, f"{run.public_id}: {exc.detail}", messages.ERROR)
             return
         status = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
         self.message_user(request, f"{run.public_id}: cancel requested (now {status}).")
