@@ -153,9 +153,11 @@ def stored_events(run: Run, limit: int = EVENTS_SHOWN) -> list[dict] | None:
     out = []
     for raw_id, fields in entries:
         entry_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+        at = datetime.fromtimestamp(int(entry_id.split("-")[0]) / 1000, tz=UTC)
         out.append({
             "id": entry_id,
-            "at": datetime.fromtimestamp(int(entry_id.split("-")[0]) / 1000, tz=UTC),
+            "at": at,
+            "time": _time(at),
             "event": fields[b"event"].decode(),
             "data": fields[b"data"].decode(),
         })
@@ -201,8 +203,8 @@ class OutcomeFilter(admin.SimpleListFilter):
 
 @admin.register(Run)
 class RunAdmin(ReadOnlyMixin, TenantAdmin):
-    list_display = ["public_id", "status_badge", "model", "thread_link", "project", "created_at", "ended_at",
-                    "tokens", "error_short"]
+    list_display = ["public_id", "status_badge", "error_short", "model", "project", "created_at", "ended_at",
+                    "tokens", "thread_link"]
     list_filter = [OutcomeFilter, "status", ModelFilter, "project", "created_at"]
     search_fields = ["public_id", "thread__public_id", "assistant_public_id", "metadata"]
     list_select_related = ["project", "thread"]
@@ -254,7 +256,8 @@ class RunAdmin(ReadOnlyMixin, TenantAdmin):
     @admin.display(description="last error")
     def error_short(self, obj: Run) -> str:
         text = error_text(obj.last_error)
-        return text if len(text) <= 100 else text[:99] + "…"
+        text = text if len(text) <= 100 else text[:99] + "…"
+        return format_html("<span class='ops-error'>{}</span>", text) if text else "-"
 
     # --- the run page ---
     @admin.display(description="timeline")
