@@ -114,7 +114,8 @@ class MessageInline(admin.TabularInline):
 
     @admin.display(description="text")
     def text(self, obj: Message) -> str:
-        return format_html("<div style='white-space:pre-wrap;min-width:20em;max-width:60em'>{}</div>", message_text(obj))
+        return format_html("<div style='white-space:pre-wrap;min-width:20em;max-width:60em'>{}</div>",
+                           message_text(obj))
 
     @admin.display(description="role")
     def role_label(self, obj: Message) -> str:
