@@ -25,6 +25,7 @@ from assistants.models import Message
 from assistants_project.api.errors import OpenAIError
 from runs.models import Run, RunStep
 
+MODEL_FILTER_SAMPLE = 5000  # the model filter offers the models of this many latest runs
 EVENTS_SHOWN = 2000  # the event replay page shows at most this many of a run's stored events
 PUBLIC_ID = re.compile(r"^(run|thread|asst|step|msg)_[A-Za-z0-9]+$")
 TOKEN_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -172,7 +173,9 @@ class ModelFilter(admin.SimpleListFilter):
     parameter_name = "model"
 
     def lookups(self, request, model_admin):
-        names = Run.objects.order_by("model").values_list("model", flat=True).distinct()[:100]
+        # The models of the latest runs (read through the pk index: no scan of a big table on every list view);
+        # ?model=… filters by any model.
+        names = sorted(set(Run.objects.order_by("-pk").values_list("model", flat=True)[:MODEL_FILTER_SAMPLE]))
         return [(name, name) for name in names]
 
     def queryset(self, request, queryset):

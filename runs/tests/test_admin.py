@@ -6,6 +6,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from assistants.models import Assistant, Thread
+from files.tests.fixtures import storage_dir  # noqa: F401 - a fixture
 from runs import services
 from runs.models import Run
 from runs.tests.conversation import (
@@ -91,6 +92,45 @@ def test_run_page_shows_timeline_steps_tool_calls_usage_and_error(admin_client, 
     assert error["code"] == "server_error" and PROVIDER_ERROR in error["message"]
     failed = page(admin_client, reverse("admin:runs_run_change", args=[conversation.failed.pk]))
     assert f"server_error: {error['message']}" in failed and "<td>failed</td>" in failed
+
+
+@pytest.mark.usefixtures("storage_dir")
+def test_file_search_results_and_citations(admin_client, project, fake_llm_server, monkeypatch, settings,
+                                           django_capture_on_commit_callbacks):
+    """A run whose model searches the assistant's store and cites the hit: the run page lists the results (file,
+    score, content), the thread page the citation."""
+    from assistants import services as assistant_services
+    from files.tests.fixtures import make_file
+    from retrieval.ingestion import vector_store_file_ingest
+    from retrieval.models import VectorStoreFile
+    from retrieval.services import vector_store_create
+    from runs import engine
+
+    use_fake_provider(fake_llm_server, monkeypatch, settings)
+    settings.EMBEDDING_MODEL = ""  # keyword search is enough here
+    doc = make_file(project, content=b"Otters hold hands while they sleep.", name="otters.txt")
+    store = vector_store_create(project=project, file_ids=[doc.public_id])
+    assert vector_store_file_ingest(vsf_id=VectorStoreFile.objects.get(vector_store=store).pk) == "completed"
+    fake_llm_server.add_rule("otters sleep", tool_calls=[{"name": "file_search",
+                                                          "arguments": {"queries": ["otters sleep"]}}])
+    fake_llm_server.add_rule("Otters hold hands", text="They hold hands.【0:0†otters.txt】")
+    assistant = assistant_services.assistant_create(
+        project=project, model="gpt-4o-mini", tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.public_id]}})
+    thread = assistant_services.thread_create(project=project, messages=[
+        {"role": "user", "content": "How do otters sleep?"}])
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.run_create(project=project, thread_id=thread.public_id, assistant_id=assistant.public_id)
+        engine.run_execute(run_id=run.pk, task_id=run.claimed_by)
+    run.refresh_from_db()
+    assert run.status == Run.Status.COMPLETED, run.last_error
+
+    html = page(admin_client, reverse("admin:runs_run_change", args=[run.pk]))
+    assert "<strong>file_search</strong>" in html
+    assert f"otters.txt ({doc.public_id})" in html and "Otters hold hands while they sleep." in html
+    thread_html = page(admin_client, reverse("admin:assistants_thread_change", args=[thread.pk]))
+    assert f"【0:0†otters.txt】 → file_citation {doc.public_id}" in thread_html
+    assert "file_search → 1 result(s): otters.txt" in thread_html
 
 
 def test_timeline_falls_back_to_the_run_row_when_the_stream_has_expired(admin_client, conversation):
