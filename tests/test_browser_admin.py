@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from files.tests.fixtures import storage_dir  # noqa: F401 - a fixture
 from runs.tests.conversation import (
     FAILING_QUESTION,
     PROVIDER_ERROR,
@@ -70,12 +71,14 @@ class Operator:
 
     def follow(self, element) -> None:
         """Click (a link, a submit button) and wait for the next page to have loaded."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.expected_conditions import staleness_of
         from selenium.webdriver.support.ui import WebDriverWait
 
-        before = self.driver.current_url
+        before = self.driver.find_element(By.TAG_NAME, "html")
         element.click()
-        WebDriverWait(self.driver, 20).until(lambda d: d.current_url != before and d.execute_script(
-            "return document.readyState") == "complete")
+        WebDriverWait(self.driver, 20).until(staleness_of(before))  # the old page is gone…
+        WebDriverWait(self.driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def click(self, text: str) -> None:
         from selenium.webdriver.common.by import By
@@ -103,6 +106,7 @@ class Operator:
         return color not in ("", "rgba(0, 0, 0, 0)", "transparent")
 
 
+@pytest.mark.usefixtures("storage_dir")
 def test_operator_finds_a_failed_run_and_reads_its_thread(live_server, browser, project, fake_llm_server,
                                                           monkeypatch, settings, django_user_model):
     from selenium.webdriver.common.by import By
@@ -163,4 +167,34 @@ def test_operator_finds_a_failed_run_and_reads_its_thread(live_server, browser, 
     total = completed.usage["total_tokens"] + (failed.usage or {}).get("total_tokens", 0)
     assert "project-a gpt-4o-mini 2 1 " in me.text() and str(total) in me.text()  # 2 runs, 1 failed
     me.shot("usage")
+
+    # A vector store with a failed file: its error, and a retry.
+    from django.core.files.storage import default_storage
+    from selenium.webdriver.support.ui import Select
+
+    from files.tests.fixtures import make_file
+    from retrieval.ingestion import vector_store_file_ingest
+    from retrieval.models import VectorStoreFile
+    from retrieval.services import vector_store_create
+
+    settings.EMBEDDING_MODEL = ""  # keyword-only ingestion: no embedding calls needed here
+    good, lost = make_file(project, b"otters", "otters.txt"), make_file(project, b"herons", "herons.txt")
+    default_storage.delete(lost.storage_name)
+    store = vector_store_create(project=project, name="handbook", file_ids=[good.public_id, lost.public_id])
+    for vsf in VectorStoreFile.objects.filter(vector_store=store):
+        vector_store_file_ingest(vsf_id=vsf.pk)
+    me.open("/admin/retrieval/vectorstore/")
+    row = browser.find_element(By.XPATH, f"//tr[.//th[contains(., '{store.public_id}')]]").text
+    assert "handbook" in row and " 2 1 0 1 0 " in f" {row} "  # files, completed, in progress, failed, cancelled
+    me.shot("vector-stores")
+    me.follow(browser.find_element(By.CSS_SELECTOR, "td.field-files_failed a"))
+    assert lost.public_id in me.text() and "The file's content could not be read." in me.text()
+    assert good.public_id not in me.text()
+    me.shot("failed-files")
+    browser.find_element(By.CSS_SELECTOR, "input.action-select").click()
+    Select(browser.find_element(By.NAME, "action")).select_by_value("retry_ingestion")
+    me.follow(browser.find_element(By.CSS_SELECTOR, "button[name=index]"))
+    assert f"Ingestion queued again for 1 file(s): {lost.public_id}." in me.text()
+    me.shot("retried")
+    assert VectorStoreFile.objects.get(file=lost).status == "in_progress"
     assert all(path.stat().st_size > 10_000 for path in me.shots)
