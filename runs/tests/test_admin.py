@@ -244,3 +244,16 @@ def test_run_pages_need_staff(client, project):
                 reverse("admin:runs_run_usage"), reverse("admin:runs_run_cancel", args=[run.pk])):
         response = client.get(url)
         assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_run_step_pages(admin_client, conversation):
+    tool_step = conversation.completed.steps.get(type="tool_calls")
+    steps = reverse("admin:runs_runstep_changelist")
+    listing = page(admin_client, steps, q=conversation.completed.public_id)
+    assert tool_step.public_id in listing and "tool_calls" in listing
+    assert tool_step.public_id in page(admin_client, steps, type__exact="tool_calls")
+    assert tool_step.public_id not in page(admin_client, steps, type__exact="message_creation")
+    html = page(admin_client, reverse("admin:runs_runstep_change", args=[tool_step.pk]))
+    assert "function get_weather" in html and "&quot;celsius&quot;: 22" in html
+    assert f"{tool_step.usage['total_tokens']} tokens" in html
+    assert reverse("admin:runs_run_change", args=[conversation.completed.pk]) in html
