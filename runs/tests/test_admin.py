@@ -5,7 +5,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from assistants.models import Assistant, Thread
+from assistants.models import Assistant, Message, Thread
 from files.tests.fixtures import storage_dir  # noqa: F401 - a fixture
 from runs import services
 from runs.models import Run
@@ -47,6 +47,9 @@ def test_a_failed_run_is_found_by_its_id(admin_client, conversation):
     assert failed.public_id in both and completed.public_id in both
     step = completed.steps.first()
     assert completed.public_id in page(admin_client, runs, q=step.public_id)  # by one of its steps' ids
+    reply = Message.objects.get(run_public_id=completed.public_id)
+    by_message = page(admin_client, runs, q=reply.public_id)  # by the id of a message it wrote
+    assert completed.public_id in by_message and failed.public_id not in by_message
     response = admin_client.get(reverse("admin:runs_run_by_id", args=[failed.public_id]))
     assert response.status_code == 302 and response["Location"] == reverse("admin:runs_run_change", args=[failed.pk])
     assert admin_client.get(reverse("admin:runs_run_by_id", args=["run_nope"])).status_code == 404
