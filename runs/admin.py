@@ -276,8 +276,11 @@ class RunAdmin(ReadOnlyMixin, TenantAdmin):
             stamps = [("created (queued)", obj.created_at), ("started (in_progress)", obj.started_at),
                       ("cancelled", obj.cancelled_at), ("failed", obj.failed_at), ("completed", obj.completed_at)]
             rows += [(value, label, "run") for label, value in stamps if value]
-            if obj.status in (Run.Status.EXPIRED, Run.Status.INCOMPLETE):
-                rows.append((obj.completed_at or obj.expires_at or obj.created_at, obj.status, "run"))
+            # neither end stamps a time of its own: show the nearest recorded one, saying which
+            if obj.status == Run.Status.EXPIRED and obj.expires_at:
+                rows.append((obj.expires_at, "expired (its expires_at deadline; swept soon after)", "run"))
+            elif obj.status == Run.Status.INCOMPLETE and obj.heartbeat_at:
+                rows.append((obj.heartbeat_at, "incomplete (by the last worker heartbeat)", "run"))
         for step in obj.steps.all():
             rows.append((step.created_at, f"step {step.public_id} ({step.type}) created", "step"))
             for name in ("completed_at", "failed_at", "cancelled_at", "expired_at"):
