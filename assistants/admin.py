@@ -9,6 +9,7 @@ import json
 
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -33,6 +34,10 @@ def message_text(message: Message) -> str:
         elif kind == "refusal":
             out.append(f"[refusal] {part['refusal']}")
     return "\n".join(out)
+
+
+def compact_time(value) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
 def citations(message: Message) -> list[str]:
@@ -96,7 +101,7 @@ class MessageInline(admin.TabularInline):
 
     model = Message
     fk_name = "thread"
-    fields = ["created_at", "role_label", "text", "attachment_ids", "citation_list", "run_link", "status",
+    fields = ["created", "role_label", "text", "attachment_ids", "citation_list", "run_link", "status",
               "message_link"]
     readonly_fields = fields
     ordering = ["pk"]
@@ -116,6 +121,10 @@ class MessageInline(admin.TabularInline):
     def text(self, obj: Message) -> str:
         return format_html("<div style='white-space:pre-wrap;min-width:20em;max-width:60em'>{}</div>",
                            message_text(obj))
+
+    @admin.display(description="created")
+    def created(self, obj: Message) -> str:
+        return compact_time(obj.created_at)
 
     @admin.display(description="role")
     def role_label(self, obj: Message) -> str:
@@ -150,7 +159,7 @@ class RunInline(admin.TabularInline):
 
     model = Run
     fk_name = "thread"
-    fields = ["run_link", "status_label", "model", "created_at", "ended", "calls", "tokens", "error"]
+    fields = ["run_link", "status_label", "model", "created", "ended", "calls", "tokens", "error"]
     readonly_fields = fields
     ordering = ["pk"]
     extra = 0
@@ -176,10 +185,13 @@ class RunInline(admin.TabularInline):
     def status_label(self, obj: Run) -> str:
         return format_html("<span class='ops-status ops-{}'>{}</span>", obj.status, obj.status)
 
+    @admin.display(description="created")
+    def created(self, obj: Run) -> str:
+        return compact_time(obj.created_at)
+
     @admin.display(description="ended")
     def ended(self, obj: Run) -> str:
-        value = obj.completed_at or obj.failed_at or obj.cancelled_at
-        return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+        return compact_time(obj.completed_at or obj.failed_at or obj.cancelled_at)
 
     @admin.display(description="tool calls")
     def calls(self, obj: Run) -> str:
