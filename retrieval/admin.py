@@ -142,7 +142,10 @@ class VectorStoreFileAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def attributes_json(self, obj: VectorStoreFile) -> str:
         return pretty_json(obj.attributes)
 
-    @admin.action(description="Retry the ingestion of the selected failed files")
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("retrieval.change_vectorstorefile")
+
+    @admin.action(description="Retry the ingestion of the selected failed files", permissions=["retry"])
     def retry_ingestion(self, request, queryset: QuerySet[VectorStoreFile]) -> None:
         """Re-attach each failed file with its own strategy and attributes, as the API's attach does: the row goes
         back to in_progress (a new generation) and its ingestion task is queued."""

@@ -337,7 +337,11 @@ class RunAdmin(ReadOnlyMixin, TenantAdmin):
         return pretty_json(obj.metadata)
 
     # --- actions and extra pages ---
-    @admin.action(description="Cancel the selected runs")
+    def has_cancel_permission(self, request) -> bool:
+        """Cancelling acts on a tenant's run: it takes the change permission, not just view."""
+        return request.user.has_perm("runs.change_run")
+
+    @admin.action(description="Cancel the selected runs", permissions=["cancel"])
     def cancel_runs(self, request, queryset: QuerySet[Run]) -> None:
         for run in queryset:
             self._cancel(request, run)
@@ -381,8 +385,7 @@ class RunAdmin(ReadOnlyMixin, TenantAdmin):
         return TemplateResponse(request, "admin/runs/run/events.html", context)
 
     def cancel_view(self, request: HttpRequest, pk: int):
-        # Cancelling is the operator's privilege on any project: view permission is not enough.
-        if not request.user.is_superuser and not request.user.has_perm("runs.change_run"):
+        if not self.has_cancel_permission(request):
             raise PermissionDenied
         run = get_object_or_404(Run.objects.select_related("thread"), pk=pk)
         if request.method == "POST":
@@ -421,7 +424,8 @@ class RunAdmin(ReadOnlyMixin, TenantAdmin):
         return TemplateResponse(request, "admin/runs/run/usage.html", context)
 
     def render_change_form(self, request, context, *args, obj=None, **kwargs):
-        context["can_cancel_run"] = obj is not None and obj.status in Run.ACTIVE and obj.status != Run.Status.CANCELLING
+        cancellable = obj is not None and obj.status in Run.ACTIVE and obj.status != Run.Status.CANCELLING
+        context["can_cancel_run"] = cancellable and self.has_cancel_permission(request)
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
 

@@ -108,3 +108,17 @@ def test_vector_store_pages_need_staff(client, project):
     store = vector_store_create(project=project, name="x")
     response = client.get(reverse("admin:retrieval_vectorstore_change", args=[store.pk]))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_retry_needs_more_than_view_permission(client, django_user_model, store_with_a_failed_file):
+    from django.contrib.auth.models import Permission
+
+    _, lost = store_with_a_failed_file
+    vsf = VectorStoreFile.objects.get(file=lost)
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_vectorstorefile"))
+    client.force_login(viewer)
+    url = reverse("admin:retrieval_vectorstorefile_changelist")
+    assert "retry_ingestion" not in page(client, url)
+    client.post(url, {"action": "retry_ingestion", "_selected_action": [vsf.pk]})
+    assert VectorStoreFile.objects.get(pk=vsf.pk).status == "failed"

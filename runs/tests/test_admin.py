@@ -202,8 +202,11 @@ def test_cancel_needs_more_than_view_permission(client, django_user_model, proje
     viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_run"))
     client.force_login(viewer)
-    assert client.get(reverse("admin:runs_run_change", args=[run.pk])).status_code == 200
+    change = client.get(reverse("admin:runs_run_change", args=[run.pk]))
+    assert change.status_code == 200 and reverse("admin:runs_run_cancel", args=[run.pk]) not in change.content.decode()
     assert client.post(reverse("admin:runs_run_cancel", args=[run.pk])).status_code == 403
+    assert "cancel_runs" not in client.get(reverse("admin:runs_run_changelist")).content.decode()
+    client.post(reverse("admin:runs_run_changelist"), {"action": "cancel_runs", "_selected_action": [run.pk]})
     assert Run.objects.get(pk=run.pk).status == Run.Status.QUEUED
 
 
