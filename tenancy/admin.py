@@ -42,7 +42,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
         self.message_user(request, f"The new API key (shown only this once; copy it now): {raw}", messages.WARNING)
 
-    @admin.action(description="Revoke the selected keys")
+    @admin.action(description="Revoke the selected keys", permissions=["change"])
     def revoke(self, request, queryset: QuerySet[ApiKey]) -> None:
         keys = dict(queryset.filter(revoked_at__isnull=True).values_list("pk", "key_hash"))
         count = ApiKey.objects.filter(pk__in=keys, revoked_at__isnull=True).update(revoked_at=timezone.now())
