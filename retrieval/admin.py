@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet, Sum
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from assistants.admin import ReadOnlyMixin, TenantAdmin, pretty_json
 from assistants_project.api.errors import OpenAIError
@@ -80,7 +81,7 @@ class VectorStoreAdmin(ReadOnlyMixin, TenantAdmin):
                             reverse("admin:retrieval_vectorstorefile_change", args=[vsf.pk]), vsf.file.public_id,
                             vsf.file.filename, _error(vsf)) for vsf in failed]
         return format_html("<table class='ops-table'>{}</table><a href='{}'>every failed file of this store "
-                           "(retry them there)</a>", format_html("".join(rows)),
+                           "(retry them there)</a>", mark_safe("".join(rows)),
                            _files_url(vector_store__id__exact=obj.pk, status__exact=Status.FAILED))
 
     @admin.display(description="batches")

@@ -122,3 +122,13 @@ def test_retry_needs_more_than_view_permission(client, django_user_model, store_
     assert "retry_ingestion" not in page(client, url)
     client.post(url, {"action": "retry_ingestion", "_selected_action": [vsf.pk]})
     assert VectorStoreFile.objects.get(pk=vsf.pk).status == "failed"
+
+
+def test_errors_are_shown_escaped(admin_client, store_with_a_failed_file):
+    store, lost = store_with_a_failed_file
+    VectorStoreFile.objects.filter(file=lost).update(
+        last_error={"code": "invalid_file", "message": "Unexpected {token} in <script>x</script>"})
+    for url in (reverse("admin:retrieval_vectorstore_change", args=[store.pk]),
+                reverse("admin:retrieval_vectorstorefile_changelist")):
+        html = page(admin_client, url)
+        assert "Unexpected {token} in &lt;script&gt;x&lt;/script&gt;" in html and "<script>x" not in html
