@@ -28,6 +28,9 @@ $(SANDBOX_VENV)/.installed: sandbox/requirements.txt
 	touch $@
 
 install: $(BIN)/.installed $(SANDBOX_VENV)/.installed
+	@# Debian's chromium + chromedriver for the admin's browser test (tests/test_browser_admin.py), where root and apt-get exist
+	@if ! command -v chromedriver >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q && apt-get install -y -q chromium chromium-driver; fi
 
 node_modules/.installed: package.json
 	@if command -v npm >/dev/null 2>&1; then npm install --no-audit --no-fund --silent && touch $@; \

@@ -1,5 +1,5 @@
-"""Operators' view: per project, its assistants and threads (read as conversations); projects and keys are in
-``tenancy.admin``.
+"""Operators' view: per project, its assistants and threads (read as conversations, with their runs and tool
+calls); projects and keys are in ``tenancy.admin``, runs in ``runs.admin``.
 
 Read-mostly: conversation content is shown, never edited, here."""
 
@@ -9,11 +9,15 @@ import json
 
 from django.contrib import admin
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from assistants.models import Assistant, Message, Thread
+from runs.models import Run
 
 CONVERSATION_TAIL = 200  # the thread page shows this many latest messages; the message list has them all
+RUNS_TAIL = 50  # and this many latest runs; the run list has them all
 
 
 def message_text(message: Message) -> str:
@@ -30,6 +34,23 @@ def message_text(message: Message) -> str:
         elif kind == "refusal":
             out.append(f"[refusal] {part['refusal']}")
     return "\n".join(out)
+
+
+def compact_time(value) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def citations(message: Message) -> list[str]:
+    """Each annotation of the message's text parts, as "[marker] file_citation file-…" lines."""
+    out = []
+    for part in message.content or []:
+        if part.get("type") != "text":
+            continue
+        for note in part["text"].get("annotations") or []:
+            kind = note.get("type")
+            target = (note.get(kind) or {}).get("file_id", "")
+            out.append(f"{note.get('text', '')} → {kind} {target}".strip())
+    return out
 
 
 def pretty_json(value) -> str:
@@ -80,7 +101,8 @@ class MessageInline(admin.TabularInline):
 
     model = Message
     fk_name = "thread"
-    fields = ["created_at", "role", "text", "attachment_ids", "run_public_id", "status", "message_link"]
+    fields = ["created", "role_label", "text", "attachment_ids", "citation_list", "run_link", "status",
+              "message_link"]
     readonly_fields = fields
     ordering = ["pk"]
     extra = 0
@@ -97,11 +119,34 @@ class MessageInline(admin.TabularInline):
 
     @admin.display(description="text")
     def text(self, obj: Message) -> str:
-        return format_html("<div style='white-space:pre-wrap;max-width:60em'>{}</div>", message_text(obj))
+        return format_html("<div style='white-space:pre-wrap;min-width:20em;max-width:60em'>{}</div>",
+                           message_text(obj))
+
+    @admin.display(description="created")
+    def created(self, obj: Message) -> str:
+        return compact_time(obj.created_at)
+
+    @admin.display(description="role")
+    def role_label(self, obj: Message) -> str:
+        return format_html("<span class='ops-role'>{}</span>", obj.role)
 
     @admin.display(description="attachments")
     def attachment_ids(self, obj: Message) -> str:
-        return ", ".join(a["file_id"] for a in obj.attachments or []) or "-"
+        return format_html_join(mark_safe("<br>"), "{} ({})", (
+            (a["file_id"], ", ".join(t.get("type", "") for t in a.get("tools") or []) or "no tools")
+            for a in obj.attachments or [])) or "-"
+
+    @admin.display(description="citations")
+    def citation_list(self, obj: Message) -> str:
+        return format_html_join(mark_safe("<br>"), "<span class='ops-citation'>{}</span>",
+                                ((c,) for c in citations(obj))) or "-"
+
+    @admin.display(description="run")
+    def run_link(self, obj: Message) -> str:
+        if not obj.run_public_id:
+            return "-"
+        return format_html('<a href="{}">{}</a>', reverse("admin:runs_run_by_id", args=[obj.run_public_id]),
+                           obj.run_public_id)
 
     @admin.display(description="id")
     def message_link(self, obj: Message) -> str:
@@ -109,19 +154,81 @@ class MessageInline(admin.TabularInline):
                            obj.public_id)
 
 
+class RunInline(admin.TabularInline):
+    """The thread's runs (the latest RUNS_TAIL, oldest first), each with its tool calls and any error."""
+
+    model = Run
+    fk_name = "thread"
+    fields = ["run_link", "status_label", "model", "created", "ended", "calls", "tokens", "error"]
+    readonly_fields = fields
+    ordering = ["pk"]
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+    verbose_name_plural = f"runs (latest {RUNS_TAIL}, newest last)"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("steps")
+
+    @admin.display(description="run")
+    def run_link(self, obj: Run) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("admin:runs_run_change", args=[obj.pk]), obj.public_id)
+
+    @admin.display(description="status")
+    def status_label(self, obj: Run) -> str:
+        return format_html("<span class='ops-status ops-{}'>{}</span>", obj.status, obj.status)
+
+    @admin.display(description="created")
+    def created(self, obj: Run) -> str:
+        return compact_time(obj.created_at)
+
+    @admin.display(description="ended")
+    def ended(self, obj: Run) -> str:
+        return compact_time(obj.completed_at or obj.failed_at or obj.cancelled_at)
+
+    @admin.display(description="tool calls")
+    def calls(self, obj: Run) -> str:
+        from runs.admin import tool_calls_summary
+
+        return format_html("<div class='ops-text'>{}</div>", tool_calls_summary(obj) or "-")
+
+    @admin.display(description="tokens")
+    def tokens(self, obj: Run) -> str:
+        return str((obj.usage or {}).get("total_tokens", "-"))
+
+    @admin.display(description="last error")
+    def error(self, obj: Run) -> str:
+        if not obj.last_error:
+            return "-"
+        return format_html("<span class='ops-error'>{}: {}</span>", obj.last_error.get("code"),
+                           obj.last_error.get("message"))
+
+
+def _tail_cutoff(queryset, count: int):
+    """The pk of the ``count``-th newest row (formsets refuse sliced querysets), or None when there are fewer."""
+    return queryset.order_by("-pk").values_list("pk", flat=True)[count - 1:count].first()
+
+
 @admin.register(Thread)
 class ThreadAdmin(ReadOnlyMixin, TenantAdmin):
     list_display = ["public_id", "project", "created_at", "metadata"]
-    fields = ["public_id", "project", "created_at", "tool_resources_json", "metadata_json", "all_messages"]
+    fields = ["public_id", "project", "created_at", "tool_resources_json", "metadata_json", "all_messages",
+              "all_runs"]
     readonly_fields = fields
-    inlines = [MessageInline]
+    inlines = [MessageInline, RunInline]
 
     def get_formset_kwargs(self, request, obj, inline, prefix):
         kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
-        if isinstance(inline, MessageInline) and obj is not None and obj.pk:
-            # Formsets refuse sliced querysets: cut at the pk of the CONVERSATION_TAIL-th newest message.
-            cutoff = (Message.objects.filter(thread=obj).order_by("-pk")
-                      .values_list("pk", flat=True)[CONVERSATION_TAIL - 1:CONVERSATION_TAIL].first())
+        if obj is not None and obj.pk and isinstance(inline, MessageInline | RunInline):
+            model, tail = (Message, CONVERSATION_TAIL) if isinstance(inline, MessageInline) else (Run, RUNS_TAIL)
+            cutoff = _tail_cutoff(model.objects.filter(thread=obj), tail)
             if cutoff is not None:
                 kwargs["queryset"] = kwargs["queryset"].filter(pk__gte=cutoff)
         return kwargs
@@ -138,6 +245,11 @@ class ThreadAdmin(ReadOnlyMixin, TenantAdmin):
     def all_messages(self, obj: Thread) -> str:
         url = reverse("admin:assistants_message_changelist") + f"?thread__id__exact={obj.pk}"
         return format_html('<a href="{}">every message of this thread</a>', url)
+
+    @admin.display(description="runs")
+    def all_runs(self, obj: Thread) -> str:
+        url = reverse("admin:runs_run_changelist") + f"?q={obj.public_id}"
+        return format_html('<a href="{}">every run of this thread</a>', url)
 
 
 @admin.register(Message)

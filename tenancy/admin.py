@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from tenancy.models import ApiKey, Project, hash_key
-from tenancy.services import api_key_create
+from tenancy.services import api_key_cache_forget, api_key_create
 
 
 @admin.register(Project)
@@ -42,7 +42,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
         self.message_user(request, f"The new API key (shown only this once; copy it now): {raw}", messages.WARNING)
 
-    @admin.action(description="Revoke the selected keys")
+    @admin.action(description="Revoke the selected keys", permissions=["change"])
     def revoke(self, request, queryset: QuerySet[ApiKey]) -> None:
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        keys = dict(queryset.filter(revoked_at__isnull=True).values_list("pk", "key_hash"))
+        count = ApiKey.objects.filter(pk__in=keys, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        for key_hash in keys.values():  # update() sends no signal: drop the cached keys, or they work a minute more
+            api_key_cache_forget(key_hash=key_hash)
         self.message_user(request, f"Revoked {count} key(s).")

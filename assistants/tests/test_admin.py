@@ -87,3 +87,16 @@ def test_admin_needs_staff(client, project, storage_dir):
     file = make_file(project)
     response = client.get(reverse("admin:files_file_download", args=[file.pk]))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_thread_page_shows_attachments_and_citations(admin_client, project, storage_dir):
+    file = make_file(project, name="manual.txt")
+    thread = services.thread_create(project=project, messages=[
+        {"role": "user", "content": "read this", "attachments": [{"file_id": file.public_id, "tools": []}]}])
+    Message.objects.create(project=project, thread=thread, role="assistant", content=[{"type": "text", "text": {
+        "value": "It says hi【0:0†manual.txt】", "annotations": [{
+            "type": "file_citation", "text": "【0:0†manual.txt】", "start_index": 10, "end_index": 26,
+            "file_citation": {"file_id": file.public_id}}]}}])
+    html = admin_client.get(reverse("admin:assistants_thread_change", args=[thread.pk])).content.decode()
+    assert f"{file.public_id} (no tools)" in html
+    assert f"【0:0†manual.txt】 → file_citation {file.public_id}" in html
