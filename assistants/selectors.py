@@ -7,17 +7,10 @@ from django.db.models import OuterRef, QuerySet, Subquery
 
 from assistants.models import ApiKey, Assistant, Message, Project, Thread, hash_key
 from assistants_project import rows
-from assistants_project.api.errors import InvalidRequest, NotFoundError
+from assistants_project.api.errors import NotFoundError
 from assistants_project.api.pagination import in_parent
 
 API_KEY_CACHE_SECONDS = 60
-
-
-def check_id_prefix(value: str, *, prefix: str, param: str) -> None:
-    """OpenAI answers 400 (not 404) for an id of the wrong kind, e.g. ``undefined`` from a JS client."""
-    if not value.startswith(prefix):
-        raise InvalidRequest(f"Invalid '{param}': '{value}'. Expected an ID that begins with '{prefix}'.",
-                             param=param)
 
 
 def api_key_for_raw(raw: str) -> ApiKey | None:
@@ -56,10 +49,6 @@ def api_key_project(raw: str) -> tuple[Project, int] | None:
     return key.project, key.pk
 
 
-def default_project() -> Project | None:
-    return Project.objects.filter(name="default").first()
-
-
 def assistant_list(*, project: Project) -> QuerySet[Assistant]:
     return Assistant.objects.filter(project=project)
 
@@ -75,7 +64,6 @@ def thread_get(*, project: Project, thread_id: str, for_update: bool = False,
                with_active_run: bool = False) -> Thread:
     """``with_active_run`` also reads, in the same round trip, the public id of the thread's active run (or
     None) as ``thread.active_run_id``."""
-    check_id_prefix(thread_id, prefix="thread", param="thread_id")
     qs = Thread.objects.filter(project=project, public_id=thread_id)
     if with_active_run:
         from runs.models import Run
@@ -96,7 +84,6 @@ def thread_for_run(*, project: Project, thread_id: str, assistant_id: str) -> tu
     the project has no such assistant)."""
     from runs.models import Run
 
-    check_id_prefix(thread_id, prefix="thread", param="thread_id")
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {rows.columns(Thread, 't')}, "
@@ -126,7 +113,6 @@ def message_list(*, thread: Thread, run_id: str | None = None) -> QuerySet[Messa
 
 
 def message_get(*, thread: Thread, message_id: str) -> Message:
-    check_id_prefix(message_id, prefix="msg", param="message_id")
     message = Message.objects.filter(thread=thread, public_id=message_id).first()
     if message is None:
         raise NotFoundError(f"No message found with id '{message_id}'.")

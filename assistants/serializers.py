@@ -40,6 +40,8 @@ class ToolField(serializers.Field):
         if not isinstance(data, dict):
             raise serializers.ValidationError("Expected an object.")
         kind = data.get("type")
+        if kind == "function" and not isinstance(data.get("function"), dict):
+            raise serializers.ValidationError({"function": ["Expected an object."]})
         if kind == "code_interpreter":
             extra = set(data) - {"type"}
             if extra:
@@ -67,7 +69,7 @@ class ToolField(serializers.Field):
 
 
 def _nested(serializer_class: type[serializers.Serializer], data: Any, key: str) -> dict:
-    serializer = serializer_class(data=data)
+    serializer = serializer_class(data=data, context={"json": True})
     if not serializer.is_valid():
         raise serializers.ValidationError({key: serializer.errors})
     return _plain(serializer.validated_data)
@@ -85,6 +87,21 @@ def ToolsField(max_length: int) -> serializers.ListField:
     return serializers.ListField(child=ToolField(), max_length=max_length, required=False, allow_null=True)
 
 
+class JsonSchemaIn(StrictSerializer):
+    """``response_format.json_schema`` as the spec has it (and as it is echoed back)."""
+
+    name = serializers.RegexField(FUNCTION_NAME, error_messages={
+        "invalid": "Names may contain a-z, A-Z, 0-9, underscores and dashes, at most 64 characters."})
+    description = serializers.CharField(required=False, allow_blank=True)
+    schema = serializers.DictField(required=False)
+    strict = serializers.BooleanField(required=False, allow_null=True)
+
+    def to_internal_value(self, data: Any) -> Any:
+        attrs = super().to_internal_value(data)
+        attrs["strict"] = bool(attrs.get("strict"))  # OpenAI's default, echoed
+        return attrs
+
+
 class ResponseFormatField(serializers.Field):
     def to_internal_value(self, data: Any) -> Any:
         if data == "auto" or data is None:
@@ -95,12 +112,12 @@ class ResponseFormatField(serializers.Field):
         if kind in ("text", "json_object"):
             return {"type": kind}
         if kind == "json_schema":
-            schema = data.get("json_schema")
-            if not isinstance(schema, dict) or not isinstance(schema.get("name"), str) or not schema["name"]:
-                raise serializers.ValidationError({"json_schema": {"name": ["This field is required."]}})
-            if "schema" in schema and not isinstance(schema["schema"], dict):
-                raise serializers.ValidationError({"json_schema": {"schema": ["Expected an object."]}})
-            return {"type": "json_schema", "json_schema": schema}
+            extra = sorted(set(data) - {"type", "json_schema"})
+            if extra:
+                raise serializers.ValidationError({extra[0]: [f"Unrecognized request argument supplied: {extra[0]}"]})
+            if not isinstance(data.get("json_schema"), dict):
+                raise serializers.ValidationError({"json_schema": ["Expected an object."]})
+            return {"type": "json_schema", "json_schema": _nested(JsonSchemaIn, data["json_schema"], "json_schema")}
         raise serializers.ValidationError(
             {"type": [f"Invalid value: {kind!r}. Supported values are: 'text', 'json_object', and 'json_schema'."]})
 
@@ -158,6 +175,37 @@ class AssistantModifyIn(AssistantIn):
     model = serializers.CharField(max_length=256, required=False)
 
 
+FILE_SEARCH_DEFAULTS = {"max_num_results": 20, "ranking_options": {"ranker": "default_2024_08_21",
+                                                                    "score_threshold": 0.0}}
+
+
+def tools_out(tools: list[dict] | None) -> list[dict]:
+    """Tools as OpenAI echoes them: with the defaults it fills in (clients read them)."""
+    shaped = []
+    for tool in tools or []:
+        kind = tool.get("type")
+        if kind == "file_search":
+            options = tool.get("file_search") or {}
+            ranking = {**FILE_SEARCH_DEFAULTS["ranking_options"], **(options.get("ranking_options") or {})}
+            tool = {"type": "file_search", "file_search": {
+                "max_num_results": options.get("max_num_results") or FILE_SEARCH_DEFAULTS["max_num_results"],
+                "ranking_options": ranking}}
+        elif kind == "function":
+            function = tool.get("function") or {}
+            tool = {"type": "function", "function": {
+                **function, "strict": bool(function.get("strict")),
+                **({"parameters": function["parameters"]} if function.get("parameters") is not None else {})}}
+        shaped.append(tool)
+    return shaped
+
+
+def tool_resources_out(tool_resources: dict | None, tools: list[dict] | None) -> dict:
+    resources = dict(tool_resources or {})
+    if any(tool.get("type") == "code_interpreter" for tool in tools or []):
+        resources["code_interpreter"] = {"file_ids": [], **(resources.get("code_interpreter") or {})}
+    return resources
+
+
 def assistant_out(assistant: Assistant) -> dict:
     return {
         "id": assistant.public_id,
@@ -167,8 +215,8 @@ def assistant_out(assistant: Assistant) -> dict:
         "description": assistant.description,
         "model": assistant.model,
         "instructions": assistant.instructions,
-        "tools": assistant.tools,
-        "tool_resources": assistant.tool_resources or {},
+        "tools": tools_out(assistant.tools),
+        "tool_resources": tool_resources_out(assistant.tool_resources, assistant.tools),
         "metadata": assistant.metadata or {},
         "temperature": 1.0 if assistant.temperature is None else assistant.temperature,
         "top_p": 1.0 if assistant.top_p is None else assistant.top_p,
@@ -244,7 +292,7 @@ class MessageContentField(serializers.Field):
             if not isinstance(part, dict):
                 raise serializers.ValidationError({index: ["Expected an object."]})
             kind = part.get("type")
-            if kind not in CONTENT_PARTS:
+            if not isinstance(kind, str) or kind not in CONTENT_PARTS:
                 raise serializers.ValidationError({index: {"type": [
                     f"Invalid value: {kind!r}. Supported values are: 'text', 'image_url', and 'image_file'."]}})
             serializer = CONTENT_PARTS[kind](data=part, context={"nested": True})

@@ -130,7 +130,11 @@ WSGI_APPLICATION = "assistants_project.wsgi.application"
 # (several ms); ASGI runs each request's sync code in its own thread, so persistent per-thread connections
 # would leak. Every process holds at most DB_POOL_MAX_SIZE connections.
 DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 20, minimum=1)
-_db_options = {"pool": {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 30}}
+# How long a request waits for a pooled connection (or a new one to open) before it answers 503: with Postgres down
+# the pool would otherwise keep every request waiting its default 30 s.
+DB_POOL_TIMEOUT_SECONDS = env_seconds("DB_POOL_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=300.0)
+_db_options = {"pool": {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": DB_POOL_TIMEOUT_SECONDS},
+               "connect_timeout": max(1, round(DB_POOL_TIMEOUT_SECONDS))}
 if EMBEDDED_POSTGRES:
     from assistants_project.embedded import ensure_postgres
 
@@ -163,9 +167,13 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A web request that enqueues while the broker is down gives up within about a second (answered 503, see
+# api/errors.py) instead of Celery's default of retrying for several.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Longer than the longest run, or an acks_late task is delivered twice (run_claim copes anyway).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+                                   "socket_connect_timeout": 5, "socket_timeout": 10}
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 1800, minimum=10)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
@@ -209,9 +217,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "assistants_project.api.sanitize.SafeJSONParser",
+        "assistants_project.api.sanitize.SafeMultiPartParser",
+        "assistants_project.api.sanitize.SafeFormParser",
     ],
     "EXCEPTION_HANDLER": "assistants_project.api.errors.openai_exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -13,6 +13,7 @@ from assistants.serializers import (
     ThreadIn,
     ToolResourcesIn,
     ToolsField,
+    tools_out,
 )
 from assistants_project.api.models import epoch
 from assistants_project.api.validation import MetadataField, StrictSerializer
@@ -38,7 +39,10 @@ class ToolChoiceField(serializers.Field):
         if isinstance(data, dict):
             kind = data.get("type")
             if kind == "function":
-                name = (data.get("function") or {}).get("name")
+                function = data.get("function")
+                if not isinstance(function, dict):
+                    raise serializers.ValidationError({"function": ["Expected an object with a 'name'."]})
+                name = function.get("name")
                 if not isinstance(name, str) or not name:
                     raise serializers.ValidationError({"function": {"name": ["This field is required."]}})
                 return {"type": "function", "function": {"name": name}}
@@ -79,7 +83,7 @@ class RunCreateIn(RunOptionsIn):
 
 
 class ThreadAndRunIn(RunOptionsIn):
-    thread = ThreadIn(required=False, allow_null=True)
+    thread = ThreadIn(required=False, allow_null=True, default=None)  # the SDK's create_and_run(assistant_id=…)
     tool_resources = ToolResourcesIn(required=False, allow_null=True)
 
 
@@ -127,7 +131,7 @@ def run_out(run: Run) -> dict:
         "incomplete_details": run.incomplete_details,
         "model": run.model,
         "instructions": run.instructions,
-        "tools": run.tools,
+        "tools": tools_out(run.tools),
         "metadata": run.metadata or {},
         "usage": run.usage if run.status in Run.TERMINAL else None,
         "temperature": 1.0 if run.temperature is None else run.temperature,
