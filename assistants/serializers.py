@@ -69,7 +69,7 @@ class ToolField(serializers.Field):
 
 
 def _nested(serializer_class: type[serializers.Serializer], data: Any, key: str) -> dict:
-    serializer = serializer_class(data=data, context={"json": True})
+    serializer = serializer_class(data=data, context={"json": True, "nested": True})
     if not serializer.is_valid():
         raise serializers.ValidationError({key: serializer.errors})
     return _plain(serializer.validated_data)

@@ -7,6 +7,7 @@ import logging
 from django.db import connection
 from django.http import JsonResponse
 from rest_framework import viewsets
+from rest_framework.metadata import BaseMetadata
 from rest_framework.response import Response
 
 from assistants_project.api.errors import error_body
@@ -18,8 +19,18 @@ from assistants_project.api.validation import validated
 logger = logging.getLogger(__name__)
 
 
+class PlainMetadata(BaseMetadata):
+    """``OPTIONS``: the allowed methods (in the Allow header) and the view's name; our views have no DRF
+    serializer_class for DRF's default to describe."""
+
+    def determine_metadata(self, request, view) -> dict:
+        return {"name": view.get_view_name()}
+
+
 class OpenAIViewSet(viewsets.GenericViewSet):
     """Thin: validate, call a service or selector, shape the answer."""
+
+    metadata_class = PlainMetadata
 
     @property
     def project(self):
