@@ -167,3 +167,43 @@ def test_active_run_constraint_answers_400_not_500(api, thread_id, assistant_id,
 
 def test_json_body_that_is_not_an_object(api):
     assert_error(post_raw(api, "/v1/assistants", json.dumps([1, 2])), 400)
+
+
+# --- Outages: one mapping to a prompt 503 --------------------------------------------------------------------
+
+@pytest.mark.parametrize("error", ["pool timeout", "db operational", "broker"])
+def test_database_and_broker_outages_answer_503_in_the_envelope(api, monkeypatch, error):
+    import kombu.exceptions
+    import psycopg_pool
+    from django import db
+
+    from assistants import views
+
+    raised = {"pool timeout": psycopg_pool.PoolTimeout("couldn't get a connection after 5.00 sec"),
+              "db operational": db.OperationalError("connection to server on socket failed"),
+              "broker": kombu.exceptions.OperationalError("Error 111 connecting to localhost:6379")}[error]
+
+    def down(**kwargs):
+        raise raised
+
+    monkeypatch.setattr(views.selectors, "assistant_list", down)
+    response = api.get("/v1/assistants")
+    error_body = assert_error(response, 503)
+    assert error_body["type"] == "server_error"
+    assert "socket" not in error_body["message"] and "6379" not in error_body["message"]
+
+
+def test_readyz_does_not_show_socket_paths_or_server_messages(client, monkeypatch):
+    import redis
+
+    from assistants_project import redis as redis_module
+
+    class Down:
+        def ping(self):
+            raise redis.ConnectionError("Error 2 connecting to unix socket: /srv/secret/redis.sock.")
+
+    monkeypatch.setattr(redis_module, "redis_client", lambda: Down())
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "/srv/secret" not in response.content.decode()
+    assert response.json()["down"] == ["redis"]
