@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from assistants.models import Assistant, Message, Project, Thread
-from assistants.selectors import api_key_cache_key, thread_get
+from assistants.selectors import thread_get
 from assistants.tool_resources import thread_attachments_index, tool_resources_resolve
 from assistants_project.api.errors import InvalidRequest, NotFoundError, OpenAIError
 
@@ -209,8 +209,7 @@ def api_key_revoke(*, raw: str) -> bool:
 
 
 def api_key_cache_forget(*, key_hash: str) -> None:
-    """Drop a key from the authentication cache (see selectors.api_key_project). If Redis cannot be reached the
-    entry cannot be dropped either, so that is an error: the key would stay valid up to a minute."""
-    from assistants_project.redis import redis_client
+    """Drop a key from this process's authentication cache (other processes notice within a second: keycache)."""
+    from assistants_project.api import keycache
 
-    redis_client().delete(api_key_cache_key(key_hash))
+    keycache.forget(key_hash)

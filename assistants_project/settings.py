@@ -225,6 +225,13 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
+# Valid API keys, per process, checked against the key generation in Postgres (assistants_project/api/keycache.py).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default"},
+    "api_keys": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api-keys",
+                 "OPTIONS": {"MAX_ENTRIES": 10_000}},
+}
+
 # --- Models (LiteLLM) ------------------------------------------------------------------------------
 MODEL_ALIASES_FILE = env_str("MODEL_ALIASES_FILE")
 if MODEL_ALIASES_FILE and not Path(MODEL_ALIASES_FILE).is_file():
