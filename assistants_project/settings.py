@@ -177,7 +177,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 1800, minimum=10)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}  # apps add their periodic tasks in their AppConfig.ready()
 
 # --- Files -----------------------------------------------------------------------------------------
 MEDIA_ROOT = str(DATA_DIR / "files")
@@ -270,5 +269,15 @@ LLM_RETRY_BACKOFF_SECONDS = float(env_str("LLM_RETRY_BACKOFF_SECONDS", "1") or 1
 RUN_SWEEP_INTERVAL_SECONDS = env_int("RUN_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
 RUN_HEARTBEAT_TIMEOUT_SECONDS = env_int("RUN_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=3)
 RUN_EXPIRES_SECONDS = env_int("RUN_EXPIRES_SECONDS", 600, minimum=10)
+
+# Every periodic task, in one place (beat reads it).
+CELERY_BEAT_SCHEDULE = {
+    # expiry, re-enqueueing lost runs, recovering runs whose worker died
+    "runs-sweep": {"task": "runs.tasks.runs_sweep", "schedule": float(RUN_SWEEP_INTERVAL_SECONDS)},
+    "files-purge-expired": {"task": "files.tasks.file_purge_expired", "schedule": 3600.0},
+    "retrieval-expire-vector-stores": {"task": "retrieval.tasks.vector_stores_expire", "schedule": 300.0},
+    # the indexer is also sent after each stored file; this is the safety net
+    "retrieval-index-pending-vectors": {"task": "retrieval.tasks.chunk_vectors_index_sweep", "schedule": 30.0},
+}
 # below the 60 s read timeout of the Redis client that waits for events (assistants_project/redis.py)
 STREAM_KEEPALIVE_SECONDS = env_seconds("STREAM_KEEPALIVE_SECONDS", 10.0, minimum=0.05, maximum=50.0)
