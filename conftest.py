@@ -65,6 +65,8 @@ def _others_use_postgres(data_dir) -> bool:
 
     from assistants_project import embedded
 
+    if not (embedded.postgres_dir(data_dir) / "postmaster.pid").exists():
+        return False  # not running: nothing to stop (and nothing to start just to ask)
     try:
         params = embedded.ensure_postgres(data_dir)
         with psycopg.connect(dbname="postgres", user=params["USER"], host=params["HOST"], connect_timeout=2) as conn:
