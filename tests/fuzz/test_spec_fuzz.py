@@ -2,7 +2,7 @@
 app on the test database, with hostile values mixed into what the spec generates.
 
 Asserted for every response: no 5xx; every error is OpenAI's envelope; every 2xx body validates against the spec's
-response schema. Bounded: ``FUZZ_EXAMPLES`` examples per operation (default 6, about two minutes on two cores);
+response schema. Bounded: ``FUZZ_EXAMPLES`` examples per operation (default 10, about two minutes on two cores);
 ``FUZZ_EXAMPLES=200`` is the long profile.
 """
 
@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "tests" / "reference" / "assistants-openapi.yaml"
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 LONG = EXAMPLES > 20  # the long profile also replays every example in the spec
 
 # Values the spec allows (any string, any number, any object) that a server must refuse cleanly or store intact.
