@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 
-.PHONY: install run test lint fmt migrations-check worker beat bench stop clean
+.PHONY: install run test fuzz-long lint fmt migrations-check worker beat bench stop clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ run: install
 test: install
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory node_modules/.installed; fi
 	$(BIN)/python -m pytest -q
+
+fuzz-long: install
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest -q tests/fuzz
 
 lint: install
 	$(BIN)/ruff check .

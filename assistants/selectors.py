@@ -8,16 +8,9 @@ from typing import Any
 from django.db.models import CharField, OuterRef, QuerySet, Value
 
 from assistants.models import Assistant, Message, Thread
-from assistants_project.api.errors import InvalidRequest, NotFoundError
+from assistants_project.api.errors import NotFoundError
 from assistants_project.api.pagination import in_parent
 from tenancy.models import Project
-
-
-def check_id_prefix(value: str, *, prefix: str, param: str) -> None:
-    """OpenAI answers 400 (not 404) for an id of the wrong kind, e.g. ``undefined`` from a JS client."""
-    if not value.startswith(prefix):
-        raise InvalidRequest(f"Invalid '{param}': '{value}'. Expected an ID that begins with '{prefix}'.",
-                             param=param)
 
 
 def assistant_list(*, project: Project) -> QuerySet[Assistant]:
@@ -45,7 +38,6 @@ def thread_get(*, project: Project, thread_id: str, for_update: bool = False,
                with_active_run: bool = False) -> Thread:
     """``with_active_run`` also reads, in the same round trip, the public id of the thread's active run (or
     None) as ``thread.active_run_id``."""
-    check_id_prefix(thread_id, prefix="thread", param="thread_id")
     qs = Thread.objects.filter(project=project, public_id=thread_id)
     if with_active_run:
         qs = qs.annotate(active_run_id=_active_run_of(OuterRef("pk")) if _active_run_of
@@ -68,7 +60,6 @@ def message_list(*, thread: Thread, run_id: str | None = None) -> QuerySet[Messa
 
 
 def message_get(*, thread: Thread, message_id: str) -> Message:
-    check_id_prefix(message_id, prefix="msg", param="message_id")
     message = Message.objects.filter(thread=thread, public_id=message_id).first()
     if message is None:
         raise NotFoundError(f"No message found with id '{message_id}'.")

@@ -10,6 +10,8 @@ from assistants.models import Assistant, Message, Thread
 from assistants_project.api.models import epoch
 from assistants_project.api.validation import ListParams, MetadataField, StrictSerializer
 from runs import tools
+from runs.tools.base import nested, plain
+from runs.tools.function import FUNCTION_NAME
 
 REASONING_EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
@@ -24,16 +26,23 @@ class ToolField(serializers.Field):
         return value
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def ToolsField(max_length: int) -> serializers.ListField:
     return serializers.ListField(child=ToolField(), max_length=max_length, required=False, allow_null=True)
+
+
+class JsonSchemaIn(StrictSerializer):
+    """``response_format.json_schema`` as the spec has it (and as it is echoed back)."""
+
+    name = serializers.RegexField(FUNCTION_NAME, error_messages={
+        "invalid": "Names may contain a-z, A-Z, 0-9, underscores and dashes, at most 64 characters."})
+    description = serializers.CharField(required=False, allow_blank=True)
+    schema = serializers.DictField(required=False)
+    strict = serializers.BooleanField(required=False, allow_null=True)
+
+    def to_internal_value(self, data: Any) -> Any:
+        attrs = super().to_internal_value(data)
+        attrs["strict"] = bool(attrs.get("strict"))  # OpenAI's default, echoed
+        return attrs
 
 
 class ResponseFormatField(serializers.Field):
@@ -46,12 +55,12 @@ class ResponseFormatField(serializers.Field):
         if kind in ("text", "json_object"):
             return {"type": kind}
         if kind == "json_schema":
-            schema = data.get("json_schema")
-            if not isinstance(schema, dict) or not isinstance(schema.get("name"), str) or not schema["name"]:
-                raise serializers.ValidationError({"json_schema": {"name": ["This field is required."]}})
-            if "schema" in schema and not isinstance(schema["schema"], dict):
-                raise serializers.ValidationError({"json_schema": {"schema": ["Expected an object."]}})
-            return {"type": "json_schema", "json_schema": schema}
+            extra = sorted(set(data) - {"type", "json_schema"})
+            if extra:
+                raise serializers.ValidationError({extra[0]: [f"Unrecognized request argument supplied: {extra[0]}"]})
+            if not isinstance(data.get("json_schema"), dict):
+                raise serializers.ValidationError({"json_schema": ["Expected an object."]})
+            return {"type": "json_schema", "json_schema": nested(JsonSchemaIn, data["json_schema"], "json_schema")}
         raise serializers.ValidationError(
             {"type": [f"Invalid value: {kind!r}. Supported values are: 'text', 'json_object', and 'json_schema'."]})
 
@@ -109,6 +118,22 @@ class AssistantModifyIn(AssistantIn):
     model = serializers.CharField(max_length=256, required=False)
 
 
+def tools_out(stored: list[dict] | None) -> list[dict]:
+    """Tools as OpenAI echoes them: each kind fills in its defaults (clients read them)."""
+    return [tools.get(tool["type"]).out(tool) if tool.get("type") in tools.REGISTRY else tool for tool in stored or []]
+
+
+def tool_resources_out(tool_resources: dict | None, stored: list[dict] | None) -> dict:
+    """``tool_resources`` with an empty resource for each enabled kind that has one (code_interpreter's
+    ``file_ids: []``), as OpenAI shows them."""
+    resources = dict(tool_resources or {})
+    for tool in stored or []:
+        default = tools.get(tool["type"]).default_resources if tool.get("type") in tools.REGISTRY else None
+        if default is not None:
+            resources[tool["type"]] = {**default, **(resources.get(tool["type"]) or {})}
+    return resources
+
+
 def assistant_out(assistant: Assistant) -> dict:
     return {
         "id": assistant.public_id,
@@ -118,8 +143,8 @@ def assistant_out(assistant: Assistant) -> dict:
         "description": assistant.description,
         "model": assistant.model,
         "instructions": assistant.instructions,
-        "tools": assistant.tools,
-        "tool_resources": assistant.tool_resources or {},
+        "tools": tools_out(assistant.tools),
+        "tool_resources": tool_resources_out(assistant.tool_resources, assistant.tools),
         "metadata": assistant.metadata or {},
         "temperature": 1.0 if assistant.temperature is None else assistant.temperature,
         "top_p": 1.0 if assistant.top_p is None else assistant.top_p,
@@ -195,13 +220,13 @@ class MessageContentField(serializers.Field):
             if not isinstance(part, dict):
                 raise serializers.ValidationError({index: ["Expected an object."]})
             kind = part.get("type")
-            if kind not in CONTENT_PARTS:
+            if not isinstance(kind, str) or kind not in CONTENT_PARTS:
                 raise serializers.ValidationError({index: {"type": [
                     f"Invalid value: {kind!r}. Supported values are: 'text', 'image_url', and 'image_file'."]}})
             serializer = CONTENT_PARTS[kind](data=part, context={"nested": True})
             if not serializer.is_valid():
                 raise serializers.ValidationError({index: serializer.errors})
-            parts.append(_plain(serializer.validated_data))
+            parts.append(plain(serializer.validated_data))
         return parts
 
     def to_representation(self, value: Any) -> Any:
@@ -231,7 +256,7 @@ class MessageIn(StrictSerializer):
     def to_internal_value(self, data: Any) -> Any:
         attrs = super().to_internal_value(data)
         if attrs.get("attachments"):
-            attrs["attachments"] = _plain(attrs["attachments"])
+            attrs["attachments"] = plain(attrs["attachments"])
         return attrs
 
 

@@ -13,8 +13,6 @@ from assistants.serializers import (
     message_out,
     thread_out,
 )
-from assistants_project.api.pagination import list_body, paginate
-from assistants_project.api.validation import validated
 from assistants_project.api.views import OpenAIViewSet
 
 
@@ -70,10 +68,10 @@ class MessageViewSet(OpenAIViewSet):
 
     def list(self, request, thread_id: str):
         thread = self._thread(thread_id)
-        params = validated(MessageListParams, request.query_params)
-        rows, has_more = paginate(selectors.message_list(thread=thread, run_id=params.get("run_id")),
-                                  params, parent_field="thread_id")
-        return Response(list_body([message_out(m, thread_id=thread.public_id) for m in rows], has_more))
+        return self.list_response(
+            selectors.message_list(thread=thread), lambda m: message_out(m, thread_id=thread.public_id),
+            params_class=MessageListParams, parent_field="thread_id",
+            narrow=lambda qs, params: qs.filter(run_public_id=params["run_id"]) if params.get("run_id") else qs)
 
     def create(self, request, thread_id: str):
         message = services.message_add(project=self.project, thread_id=thread_id, **self.body(MessageIn))

@@ -11,7 +11,8 @@ from django.conf import settings
 
 @functools.cache
 def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
+    # Short connect timeout: an unreachable Redis answers 503 (api/errors.py) promptly, and /readyz with it.
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=2)
 
 
 _async_clients: dict[int, aioredis.Redis] = {}

@@ -133,7 +133,11 @@ WSGI_APPLICATION = "assistants_project.wsgi.application"
 # (several ms); ASGI runs each request's sync code in its own thread, so persistent per-thread connections
 # would leak. Every process holds at most DB_POOL_MAX_SIZE connections.
 DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 20, minimum=1)
-_db_options = {"pool": {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 30}}
+# How long a request waits for a pooled connection (or a new one to open) before it answers 503: with Postgres down
+# the pool would otherwise keep every request waiting its default 30 s.
+DB_POOL_TIMEOUT_SECONDS = env_seconds("DB_POOL_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=300.0)
+_db_options = {"pool": {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": DB_POOL_TIMEOUT_SECONDS},
+               "connect_timeout": max(1, round(DB_POOL_TIMEOUT_SECONDS))}
 if EMBEDDED_POSTGRES:
     from assistants_project.embedded import ensure_postgres
 
@@ -166,13 +170,16 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A web request that enqueues while the broker is down gives up within about a second (answered 503, see
+# api/errors.py) instead of Celery's default of retrying for several.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Longer than the longest run, or an acks_late task is delivered twice (run_claim copes anyway).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+                                   "socket_connect_timeout": 5, "socket_timeout": 10}
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 1800, minimum=10)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}  # apps add their periodic tasks in their AppConfig.ready()
 
 # --- Files -----------------------------------------------------------------------------------------
 MEDIA_ROOT = str(DATA_DIR / "files")
@@ -212,12 +219,19 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "assistants_project.api.sanitize.SafeJSONParser",
+        "assistants_project.api.sanitize.SafeMultiPartParser",
+        "assistants_project.api.sanitize.SafeFormParser",
     ],
     "EXCEPTION_HANDLER": "assistants_project.api.errors.openai_exception_handler",
     "UNAUTHENTICATED_USER": None,
+}
+
+# Valid API keys, per process, checked against the key generation in Postgres (assistants_project/api/keycache.py).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default"},
+    "api_keys": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api-keys",
+                 "OPTIONS": {"MAX_ENTRIES": 10_000}},
 }
 
 # --- Models (LiteLLM) ------------------------------------------------------------------------------
@@ -256,6 +270,16 @@ LLM_RETRY_BACKOFF_SECONDS = float(env_str("LLM_RETRY_BACKOFF_SECONDS", "1") or 1
 RUN_SWEEP_INTERVAL_SECONDS = env_int("RUN_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
 RUN_HEARTBEAT_TIMEOUT_SECONDS = env_int("RUN_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=3)
 RUN_EXPIRES_SECONDS = env_int("RUN_EXPIRES_SECONDS", 600, minimum=10)
+
+# Every periodic task, in one place (beat reads it).
+CELERY_BEAT_SCHEDULE = {
+    # expiry, re-enqueueing lost runs, recovering runs whose worker died
+    "runs-sweep": {"task": "runs.tasks.runs_sweep", "schedule": float(RUN_SWEEP_INTERVAL_SECONDS)},
+    "files-purge-expired": {"task": "files.tasks.file_purge_expired", "schedule": 3600.0},
+    "retrieval-expire-vector-stores": {"task": "retrieval.tasks.vector_stores_expire", "schedule": 300.0},
+    # the indexer is also sent after each stored file; this is the safety net
+    "retrieval-index-pending-vectors": {"task": "retrieval.tasks.chunk_vectors_index_sweep", "schedule": 30.0},
+}
 # below the 60 s read timeout of the Redis client that waits for events (assistants_project/redis.py)
 STREAM_KEEPALIVE_SECONDS = env_seconds("STREAM_KEEPALIVE_SECONDS", 10.0, minimum=0.05, maximum=50.0)
 

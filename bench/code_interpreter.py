@@ -63,8 +63,8 @@ def main() -> None:
     parser.add_argument("--live", type=int, default=10)
     args = parser.parse_args()
     setup_django()
-    from assistants.services import project_get_or_create
     from sandbox import services
+    from tenancy.services import project_get_or_create
 
     project = project_get_or_create(name="bench")
     manager = services.SessionManager(services.backend_from_settings(), services.limits_from_settings(),

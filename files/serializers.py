@@ -44,7 +44,9 @@ def multipart_fields(data: Any) -> dict:
     """A parsed multipart body (QueryDict with files) → a plain dict; ``a[b]`` keys nest as ``{"a": {"b"}}``.
     A field given twice is an error, not a silent pick."""
     fields: dict = {}
-    for key, values in data.lists():
+    # An empty body parses to a plain dict (whatever its declared type): "file" is then simply missing.
+    pairs = data.lists() if hasattr(data, "lists") else ((key, [value]) for key, value in data.items())
+    for key, values in pairs:
         if len(values) != 1:
             raise InvalidRequest(f"Invalid '{key}': expected a single value, got {len(values)}.", param=key)
         match = _BRACKETED.match(key)

@@ -6,11 +6,10 @@ from django.utils.http import content_disposition_header
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from assistants_project.api.errors import InvalidRequest
-from assistants_project.api.pagination import list_body, paginate
+from assistants_project.api.sanitize import SafeMultiPartParser
 from assistants_project.api.validation import validated
 from assistants_project.api.views import OpenAIViewSet
 from files import selectors, services
@@ -69,13 +68,13 @@ def file_download_response(file: File, request: HttpRequest) -> StreamingHttpRes
 
 class FileViewSet(OpenAIViewSet):
     lookup_url_kwarg = "file_id"
-    parser_classes = [MultiPartParser]
+    parser_classes = [SafeMultiPartParser]
     content_negotiation_class = AnyAcceptNegotiation
 
     def list(self, request):
-        params = validated(FileListParams, request.query_params)
-        rows, has_more = paginate(selectors.file_list(project=self.project, purpose=params.get("purpose")), params)
-        return Response(list_body([file_out(f) for f in rows], has_more))
+        return self.list_response(
+            selectors.file_list(project=self.project), file_out, params_class=FileListParams,
+            narrow=lambda qs, params: qs.filter(purpose=params["purpose"]) if params.get("purpose") else qs)
 
     def create(self, request):
         # Before the body is parsed: past the size limit the upload stops, and nothing reaches storage.

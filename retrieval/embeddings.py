@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import sys
 import warnings
 from array import array
@@ -73,7 +72,6 @@ def embed(texts: Sequence[str], *, config: EmbeddingConfig, token_counts: Sequen
     retries = max(1, settings.LLM_NUM_RETRIES if retries is None else retries)
     if not texts:
         return []
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
     litellm.suppress_debug_info = True

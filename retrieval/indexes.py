@@ -21,12 +21,6 @@ def index_name(dims: int, *, table: str = TABLE) -> str:
     return f"{table}_embedding_hnsw_{int(dims)}"
 
 
-def index_exists(dims: int, *, using=None) -> bool:
-    with (using or connection).cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [index_name(dims)])
-        return cursor.fetchone()[0]
-
-
 def ensure_hnsw_index(dims: int, *, using=None, table: str = TABLE) -> bool:
     """Create the index for ``dims`` unless it exists; False when pgvector cannot index that size."""
     dims = int(dims)

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from assistants_project.api.errors import InvalidRequest, NotFoundError
+from assistants_project.api.errors import NotFoundError
 from retrieval.models import Chunk, FileBatch, VectorStore, VectorStoreFile
 from tenancy.models import Project
 
 STATUSES = [s.value for s in VectorStoreFile.Status]
-
-
-def check_id_prefix(value: str, *, prefix: str, param: str) -> None:
-    """OpenAI answers 400 (not 404) for an id of the wrong kind, e.g. ``undefined`` from a JS client."""
-    if not value.startswith(prefix):
-        raise InvalidRequest(f"Invalid '{param}': '{value}'. Expected an ID that begins with '{prefix}'.",
-                             param=param)
 
 
 def vector_store_list(*, project: Project) -> QuerySet[VectorStore]:
@@ -23,7 +16,6 @@ def vector_store_list(*, project: Project) -> QuerySet[VectorStore]:
 
 
 def vector_store_get(*, project: Project, vector_store_id: str, for_update: bool = False) -> VectorStore:
-    check_id_prefix(vector_store_id, prefix="vs", param="vector_store_id")
     qs = VectorStore.objects.filter(project=project, public_id=vector_store_id)
     if for_update:
         qs = qs.select_for_update()
@@ -44,7 +36,6 @@ def vector_store_file_list(*, vector_store: VectorStore, status: str | None = No
 
 
 def vector_store_file_get(*, vector_store: VectorStore, file_id: str) -> VectorStoreFile:
-    check_id_prefix(file_id, prefix="file", param="file_id")
     vsf = vector_store_file_list(vector_store=vector_store).filter(file__public_id=file_id).first()
     if vsf is None:
         raise NotFoundError(f"No file found with id '{file_id}' in vector store '{vector_store.public_id}'.",
@@ -53,7 +44,6 @@ def vector_store_file_get(*, vector_store: VectorStore, file_id: str) -> VectorS
 
 
 def file_batch_get(*, vector_store: VectorStore, batch_id: str) -> FileBatch:
-    check_id_prefix(batch_id, prefix="vsfb", param="batch_id")
     batch = FileBatch.objects.filter(vector_store=vector_store, public_id=batch_id).first()
     if batch is None:
         raise NotFoundError(f"No file batch found with id '{batch_id}' in vector store "

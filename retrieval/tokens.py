@@ -7,7 +7,6 @@ loaded lazily on first use and cached for the life of the process.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
@@ -22,8 +21,6 @@ def get_encoding() -> Any:
     if enc is None:
         with _lock:
             if _encoding is None:
-                # Never let LiteLLM try to fetch its model cost map over the network.
-                os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
                 from litellm.litellm_core_utils.default_encoding import encoding
 
                 _encoding = encoding

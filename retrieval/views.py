@@ -5,8 +5,6 @@ from __future__ import annotations
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from assistants_project.api.pagination import list_body, paginate
-from assistants_project.api.validation import validated
 from assistants_project.api.views import OpenAIViewSet
 from retrieval import selectors, services
 from retrieval.search import search
@@ -41,9 +39,11 @@ class VectorStoreViewSet(OpenAIViewSet):
     lookup_url_kwarg = "vector_store_id"
 
     def list(self, request):
-        page = self.paginate_queryset(selectors.vector_store_list(project=self.project))
-        stats = selectors.vector_store_stats(store_ids=[s.pk for s in page])
-        return self.get_paginated_response([vector_store_out(s, stats[s.pk]) for s in page])
+        def shape_page(page: list) -> list[dict]:
+            stats = selectors.vector_store_stats(store_ids=[s.pk for s in page])
+            return [vector_store_out(s, stats[s.pk]) for s in page]
+
+        return self.list_response(selectors.vector_store_list(project=self.project), shape_page=shape_page)
 
     def create(self, request):
         return _store_response(services.vector_store_create(project=self.project, **self.body(VectorStoreIn)))
@@ -81,12 +81,13 @@ class _InStore(OpenAIViewSet):
         return self._store
 
     def files_page(self, queryset) -> Response:
-        params = validated(FileListParams, self.request.query_params)
-        rows, has_more = paginate(queryset.filter(status=params["filter"]) if "filter" in params else queryset,
-                                  params, cursor_field="file__public_id")
-        for vsf in rows:
+        def shape(vsf) -> dict:
             vsf.vector_store = self.store
-        return Response(list_body([vector_store_file_out(v) for v in rows], has_more))
+            return vector_store_file_out(vsf)
+
+        return self.list_response(
+            queryset, shape, params_class=FileListParams, cursor_field="file__public_id",
+            narrow=lambda qs, params: qs.filter(status=params["filter"]) if "filter" in params else qs)
 
 
 class VectorStoreFileViewSet(_InStore):

@@ -6,7 +6,6 @@ from django.db import connection
 from django.db.models import QuerySet, Subquery
 
 from assistants.models import Assistant, Thread
-from assistants.selectors import check_id_prefix
 from assistants_project import rows
 from assistants_project.api.errors import NotFoundError
 from assistants_project.api.pagination import in_parent
@@ -49,7 +48,6 @@ def thread_for_run(*, project: Project, thread_id: str, assistant_id: str) -> tu
     """What creating a run reads, in one round trip (it is on the path to a stream's first token): the thread,
     row-locked, with its active run's public id as ``thread.active_run_id`` (or None), and the assistant (None if
     the project has no such assistant)."""
-    check_id_prefix(thread_id, prefix="thread", param="thread_id")
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {rows.columns(Thread, 't')}, "

@@ -13,6 +13,7 @@ from assistants.serializers import (
     ThreadIn,
     ToolResourcesIn,
     ToolsField,
+    tools_out,
 )
 from assistants_project.api.models import epoch
 from assistants_project.api.validation import MetadataField, StrictSerializer, validated
@@ -71,7 +72,7 @@ class RunCreateIn(RunOptionsIn):
 
 
 class ThreadAndRunIn(RunOptionsIn):
-    thread = ThreadIn(required=False, allow_null=True)
+    thread = ThreadIn(required=False, allow_null=True, default=None)  # the SDK's create_and_run(assistant_id=…)
     tool_resources = ToolResourcesIn(required=False, allow_null=True)
 
 
@@ -117,7 +118,7 @@ def run_out(run: Run) -> dict:
         "incomplete_details": run.incomplete_details,
         "model": run.model,
         "instructions": run.instructions,
-        "tools": run.tools,
+        "tools": tools_out(run.tools),
         "metadata": run.metadata or {},
         "usage": run.usage if run.status in Run.TERMINAL else None,
         "temperature": 1.0 if run.temperature is None else run.temperature,

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import StreamingHttpResponse
 
+from assistants_project.api.errors import error_body
 from assistants_project.redis import async_redis_client
 from runs.events import stream_key
 from runs.renderers.assistants import END_EVENTS
@@ -46,9 +47,8 @@ async def run_events(run_public_id: str, after: str = "0-0"):
                     return
     except Exception:
         logger.exception("event stream of %s broke", run_public_id)
-        error = {"error": {"message": "The event stream was interrupted; the run continues. Poll the run or "
-                                      "resume with GET …/events and Last-Event-ID.",
-                           "type": "server_error", "param": None, "code": None}}
+        error = error_body("The event stream was interrupted; the run continues. Poll the run or resume with "
+                           "GET …/events and Last-Event-ID.", status=500)
         yield f"event: error\ndata: {json.dumps(error)}\n\n".encode()
         yield DONE
 

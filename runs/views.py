@@ -50,7 +50,8 @@ class RunViewSet(OpenAIViewSet):
         return _poll_hint(Response(run_out(run)), run)
 
     def modify(self, request, thread_id: str, run_id: str):
-        run = services.run_modify(run=self._run(), **self.body(RunModifyIn))
+        run = self._run()
+        run = services.run_modify(run=run, metadata=self.body(RunModifyIn).get("metadata", run.metadata))
         return Response(run_out(run))
 
     @action(detail=True, methods=["post"])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from django.db import DEFAULT_DB_ALIAS
+from django.db.models import Count, Max, Sum
 
+from assistants_project.api import keycache
 from tenancy.models import ApiKey, Project, hash_key
-
-API_KEY_CACHE_SECONDS = 60
 
 
 def api_key_for_raw(raw: str) -> ApiKey | None:
@@ -17,29 +17,21 @@ def api_key_for_raw(raw: str) -> ApiKey | None:
     )
 
 
-def api_key_cache_key(key_hash: str) -> str:
-    return f"apikey:{key_hash}"
+def api_keys_generation() -> tuple:
+    """Changes whenever any key is created, revoked, deleted or moved (see assistants_project/api/keycache.py)."""
+    row = ApiKey.objects.aggregate(n=Count("id"), top=Max("id"), revoked=Max("revoked_at"), projects=Sum("project_id"))
+    return row["n"], row["top"], row["revoked"], row["projects"]
 
 
 def api_key_project(raw: str) -> tuple[Project, int] | None:
-    """(project, API key id) of a valid key, or None. Every request asks, so valid keys are cached in Redis a
-    minute (api_key_cache_forget drops an entry whenever a key is revoked, changed or deleted); unknown keys are
-    not cached, and without Redis the database answers."""
-    from assistants_project.redis import redis_client
+    """(project, API key id) of a valid key, or None; cached per process (keycache), never for unknown keys."""
 
-    cache_key = api_key_cache_key(hash_key(raw))
-    try:
-        cached = redis_client().get(cache_key)
-    except Exception:
-        cached = None
-    if cached:
-        key_pk, project_pk, name = cached.decode().split(":", 2)
-        return Project.from_db(DEFAULT_DB_ALIAS, ["id", "name"], [int(project_pk), name]), int(key_pk)
-    key = api_key_for_raw(raw)
-    if key is None:
+    def load() -> tuple[int, int, str] | None:
+        key = api_key_for_raw(raw)
+        return None if key is None else (key.pk, key.project_id, key.project.name)
+
+    found = keycache.cached_key(hash_key(raw), load=load, generation=api_keys_generation)
+    if found is None:
         return None
-    try:
-        redis_client().set(cache_key, f"{key.pk}:{key.project_id}:{key.project.name}", ex=API_KEY_CACHE_SECONDS)
-    except Exception:
-        pass
-    return key.project, key.pk
+    key_pk, project_pk, name = found
+    return Project.from_db(DEFAULT_DB_ALIAS, ["id", "name"], [project_pk, name]), key_pk

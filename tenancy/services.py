@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from assistants_project.api import keycache
 from tenancy.models import ApiKey, Project, hash_key
-from tenancy.selectors import api_key_cache_key
 
 
 def project_get_or_create(*, name: str = "default") -> Project:
@@ -39,8 +39,5 @@ def api_key_revoke(*, raw: str) -> bool:
 
 
 def api_key_cache_forget(*, key_hash: str) -> None:
-    """Drop a key from the authentication cache (see selectors.api_key_project). If Redis cannot be reached the
-    entry cannot be dropped either, so that is an error: the key would stay valid up to a minute."""
-    from assistants_project.redis import redis_client
-
-    redis_client().delete(api_key_cache_key(key_hash))
+    """Drop a key from this process's authentication cache (other processes notice within a second: keycache)."""
+    keycache.forget(key_hash)

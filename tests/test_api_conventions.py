@@ -171,3 +171,31 @@ def test_admin_is_enabled(client):
 def test_unknown_host_is_refused(api):
     response = api.get("/v1/assistants", HTTP_HOST="evil.example")
     assert response.status_code == 400 and response.json()["error"]["message"] == "Invalid Host header."
+
+
+def test_a_revoked_key_cannot_come_back_from_a_cache_that_missed_the_revoke(project, anon_api):
+    """Another process revokes (or Redis restarts from an old snapshot): this process's cache never heard of it.
+    Within a second the key generation read from Postgres disagrees with the entry's, and the key is refused."""
+    import time
+
+    from django.utils import timezone
+
+    from assistants_project.api import keycache
+
+    raw = api_key_create(project=project)
+    anon_api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert anon_api.get("/v1/assistants").status_code == 200  # cached
+    ApiKey.objects.filter(project=project).update(revoked_at=timezone.now())  # no signal: nothing told the cache
+    time.sleep(keycache.GENERATION_CHECK_SECONDS + 0.1)
+    assert_error(anon_api.get("/v1/assistants"), 401, code="invalid_api_key")
+
+
+def test_cached_key_is_not_queried_again(project, anon_api, django_assert_max_num_queries, monkeypatch):
+    from assistants_project.api import keycache
+
+    monkeypatch.setattr(keycache, "GENERATION_CHECK_SECONDS", 3600)  # a slow machine must not re-read it here
+    raw = api_key_create(project=project)
+    anon_api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert anon_api.get("/v1/assistants").status_code == 200
+    with django_assert_max_num_queries(1):  # the page's own query; the key comes from the cache
+        assert anon_api.get("/v1/assistants").status_code == 200

@@ -144,6 +144,10 @@ def test_make_run_reads_dot_env_and_the_environment_wins(tmp_path):
     (bin_dir / "python").chmod(0o755)
     (bin_dir / "dotenv").symlink_to(ROOT / ".venv" / "bin" / "dotenv")
     (bin_dir / ".installed").touch()
+    (tmp_path / "sandbox").mkdir()  # the sandbox venv is up to date as well
+    shutil.copy(ROOT / "sandbox" / "requirements.txt", tmp_path / "sandbox" / "requirements.txt")
+    (tmp_path / ".sandbox-venv").mkdir()
+    (tmp_path / ".sandbox-venv" / ".installed").touch()
     (tmp_path / ".env").write_text("FROM_FILE=file  # a comment\nBOTH=file\n")
     env = {**os.environ, "BOTH": "environment"}
     env.pop("FROM_FILE", None)

@@ -49,6 +49,7 @@ TYPE_BY_STATUS = {
     413: "invalid_request_error",
     415: "invalid_request_error",
     429: "rate_limit_error",
+    503: "server_error",
 }
 
 
@@ -84,7 +85,73 @@ def first_field_error(detail: object, prefix: str = "") -> tuple[str | None, str
     return (prefix or None), message
 
 
+# --- Outages: the database or the broker / Redis unreachable → a prompt 503 (the SDKs retry it) ----------------
+
+def _outage_types() -> tuple[type[BaseException], ...]:
+    import kombu.exceptions
+    import psycopg
+    import psycopg_pool
+    import redis
+    from django import db
+
+    return (db.OperationalError, db.InterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
+            psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed, redis.ConnectionError, redis.TimeoutError,
+            kombu.exceptions.OperationalError, ConnectionError)
+
+
+def _causes(exc: BaseException | None):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def outage_of(exc: BaseException | None) -> str | None:
+    """``"database"`` / ``"broker"`` when ``exc`` (or what caused it) says a backing service is unreachable."""
+    import psycopg
+    from django import db
+
+    types = _outage_types()
+    for cause in _causes(exc):
+        if isinstance(cause, types):
+            database = isinstance(cause, db.Error | psycopg.Error) or type(cause).__module__.startswith("psycopg")
+            return "database" if database else "broker"
+    return None
+
+
+def outage_response(what: str) -> JsonResponse:
+    logger.warning("answering 503: the %s is unreachable", what)
+    return error_response(f"The server cannot reach its {what} right now. Please retry in a few seconds.",
+                          status=503)
+
+
+# --- Database constraints that are the client's fault ---------------------------------------------------------
+
+def _constraint_error(exc: BaseException, context: dict) -> OpenAIError | None:
+    """The one-active-run constraint catches what a concurrent creator's check missed: OpenAI answers 400."""
+    from django.db import IntegrityError
+
+    if not isinstance(exc, IntegrityError):
+        return None
+    for cause in _causes(exc):
+        diag = getattr(cause, "diag", None)
+        if diag is not None and getattr(diag, "constraint_name", None) == "one_active_run_per_thread":
+            kwargs = getattr(context.get("view"), "kwargs", None) or {}
+            thread = kwargs.get("thread_id", "")
+            return InvalidRequest(f"Thread {thread} already has an active run." if thread
+                                  else "The thread already has an active run.")
+    return None
+
+
 def openai_exception_handler(exc: Exception, context: dict):
+    what = outage_of(exc)
+    if what is not None:
+        from rest_framework.views import set_rollback
+
+        set_rollback()
+        return outage_response(what)
+    exc = _constraint_error(exc, context) or exc
     if isinstance(exc, DjangoValidationError):
         from rest_framework.serializers import as_serializer_error
 
@@ -133,6 +200,11 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    import sys
+
+    what = outage_of(sys.exc_info()[1])  # Django calls this inside its except block
+    if what is not None:
+        return outage_response(what)
     return error_response("The server had an error while processing your request. Sorry about that!",
                           status=500)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.db.models import QuerySet
-from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
 from assistants_project.api.errors import InvalidRequest
@@ -52,13 +54,16 @@ def list_body(data: list[dict], has_more: bool) -> dict:
     }
 
 
-class OpenAIListPagination(BasePagination):
-    params_class = ListParams
-
-    def paginate_queryset(self, queryset, request, view=None):
-        params = validated(self.params_class, request.query_params)
-        rows, self.has_more = paginate(queryset, params)
-        return rows
-
-    def get_paginated_response(self, data):
-        return Response(list_body(list(data), self.has_more))
+def list_response(request, queryset: QuerySet, shape: Callable[[Any], dict] | None = None, *,
+                  params_class: type | None = None, narrow: Callable[[QuerySet, dict], QuerySet] | None = None,
+                  shape_page: Callable[[list], list[dict]] | None = None, cursor_field: str = "public_id",
+                  parent_field: str | None = None) -> Response:
+    """The one way every list endpoint answers: validate the query (``params_class``, a ListParams), let
+    ``narrow`` apply the endpoint's own filters, page, shape each row (or the whole page with ``shape_page``, for
+    per-page aggregates)."""
+    params = validated(params_class or ListParams, request.query_params)
+    if narrow is not None:
+        queryset = narrow(queryset, params)
+    rows, has_more = paginate(queryset, params, cursor_field=cursor_field, parent_field=parent_field)
+    data = shape_page(rows) if shape_page is not None else [shape(row) for row in rows]
+    return Response(list_body(data, has_more))

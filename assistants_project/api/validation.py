@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,14 +10,23 @@ from rest_framework import serializers
 
 from assistants_project.api.errors import InvalidRequest
 
+logger = logging.getLogger(__name__)
+
 
 def validated(serializer_class: type[serializers.Serializer], data: Any, **context: Any) -> dict:
+    """The validated request. A value of an unexpected type deep inside (an object where a string belongs) that a
+    field's own checks did not foresee is still the request's fault: 400, never 500 (the traceback is logged, so
+    the field can be taught a better message)."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise InvalidRequest("The request body must be a JSON object.")
     serializer = serializer_class(data=data, context=context)
-    serializer.is_valid(raise_exception=True)
+    try:
+        serializer.is_valid(raise_exception=True)
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError):
+        logger.warning("unforeseen input reached %s", serializer_class.__name__, exc_info=True)
+        raise InvalidRequest("The request body has a value of the wrong type.") from None
     return dict(serializer.validated_data)
 
 
@@ -26,12 +36,53 @@ def reject_unknown_fields(data: dict, allowed: set[str]) -> None:
             raise InvalidRequest(f"Unrecognized request argument supplied: {key}", param=key)
 
 
+def _nulls_omitted(data: dict, fields: Mapping) -> dict:
+    """``null`` for an optional field that takes no null means "not given", as on OpenAI's API (LiteLLM's and
+    other clients send explicit nulls for every unset argument)."""
+    def omitted(key: str, value: Any) -> bool:
+        field = fields.get(key)
+        return value is None and field is not None and not field.required and not field.allow_null
+    return {key: value for key, value in data.items() if not omitted(key, value)}
+
+
+def _json_type_error(field: serializers.Field, value: Any) -> str | None:
+    """DRF coerces (``123`` → ``"123"``, ``"true"`` → True); OpenAI answers 400 for a JSON value of the wrong type."""
+    if value is None:
+        return None
+    if isinstance(field, serializers.ChoiceField):
+        return None if isinstance(value, str) else "Expected a string."
+    if isinstance(field, serializers.CharField):
+        return None if isinstance(value, str) else "Expected a string."
+    if isinstance(field, serializers.BooleanField):
+        return None if isinstance(value, bool) else "Expected a boolean."
+    if isinstance(field, serializers.IntegerField):
+        ok = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        return None if ok and not isinstance(value, bool) else "Expected an integer."
+    if isinstance(field, serializers.FloatField):
+        return None if isinstance(value, int | float) and not isinstance(value, bool) else "Expected a number."
+    if isinstance(field, serializers.ListField):
+        if not isinstance(value, list):
+            return "Expected an array."
+        for item in value:
+            problem = _json_type_error(field.child, item)
+            if problem:
+                return problem
+    return None
+
+
 class StrictSerializer(serializers.Serializer):
     """Unknown fields are an error, as on OpenAI's API. Nested (or run with ``context={"nested": True}``), the
     error names the field's full path (``messages[2].foo``)."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
+            data = _nulls_omitted(data, self.fields)
+            if self.root.context.get("json", self.context.get("nested", False)):
+                for key, value in data.items():
+                    field = self.fields.get(key)
+                    problem = field is not None and _json_type_error(field, value)
+                    if problem:
+                        raise serializers.ValidationError({key: [problem]})
             if self.parent is not None or self.context.get("nested"):
                 unknown = next((key for key in data if key not in self.fields), None)
                 if unknown is not None:
@@ -75,18 +126,6 @@ class MetadataField(serializers.Field):
 
     def to_representation(self, value: Any) -> dict:
         return value or {}
-
-
-class JSONObjectField(serializers.Field):
-    """Any JSON object (dict); deeper checks are the caller's."""
-
-    def to_internal_value(self, data: Any) -> dict:
-        if not isinstance(data, dict):
-            raise serializers.ValidationError("Expected an object.")
-        return data
-
-    def to_representation(self, value: Any) -> Any:
-        return value
 
 
 class ListParams(serializers.Serializer):

@@ -2,56 +2,90 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.db import connection
 from django.http import JsonResponse
 from rest_framework import viewsets
+from rest_framework.metadata import BaseMetadata
 from rest_framework.response import Response
 
-from assistants_project.api.pagination import OpenAIListPagination, list_body, paginate
-from assistants_project.api.validation import ListParams, validated
+from assistants_project.api.errors import error_body
+from assistants_project.api.ids import check_path_ids
+from assistants_project.api.pagination import list_response
+from assistants_project.api.sanitize import check_request_strings
+from assistants_project.api.validation import validated
+
+logger = logging.getLogger(__name__)
+
+
+class PlainMetadata(BaseMetadata):
+    """``OPTIONS``: the allowed methods (in the Allow header) and the view's name; our views have no DRF
+    serializer_class for DRF's default to describe."""
+
+    def determine_metadata(self, request, view) -> dict:
+        return {"name": view.get_view_name()}
 
 
 class OpenAIViewSet(viewsets.GenericViewSet):
     """Thin: validate, call a service or selector, shape the answer."""
 
-    pagination_class = OpenAIListPagination
+    metadata_class = PlainMetadata
 
     @property
     def project(self):
         return self.request.user.project
 
-    def body(self, serializer_class) -> dict:
-        return validated(serializer_class, self.request.data)
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authentication first: an anonymous caller learns nothing
+        check_request_strings(request.query_params, kwargs)
+        check_path_ids(kwargs)
 
-    def list_response(self, queryset, shape, *, parent_field: str | None = None):
-        rows, has_more = paginate(queryset, validated(ListParams, self.request.query_params),
-                                  parent_field=parent_field)
-        return Response(list_body([shape(obj) for obj in rows], has_more))
+    def body(self, serializer_class) -> dict:
+        return validated(serializer_class, self.request.data, json=self.request.content_type != "multipart/form-data")
+
+    def list_response(self, queryset, shape=None, **options) -> Response:
+        return list_response(self.request, queryset, shape, **options)
 
 
 def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
-def readyz(request):
-    problems = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception as exc:
-        problems["database"] = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    try:
-        from assistants_project.redis import redis_client
+READY_TIMEOUT_SECONDS = 2
 
-        redis_client().ping()
-    except Exception as exc:
-        problems["redis"] = str(exc) or type(exc).__name__
-    if problems:
-        down = ", ".join(sorted(problems))
-        return JsonResponse(
-            {"status": "unavailable", "down": problems,
-             "error": {"message": f"Not ready: {down} unreachable.", "type": "server_error", "param": None,
-                       "code": None}},
-            status=503,
-        )
+
+def _database_ready() -> None:
+    """A fresh connection with a short timeout, not the pool: with Postgres down the pool would wait its full
+    timeout, and with the pool exhausted by load the database is still up."""
+    import psycopg
+
+    params = connection.get_connection_params()
+    params.pop("pool", None)
+    params["connect_timeout"] = READY_TIMEOUT_SECONDS
+    with psycopg.connect(**params) as conn:
+        conn.execute("SELECT 1")
+
+
+def _redis_ready() -> None:
+    from assistants_project import redis
+
+    redis.redis_client().ping()
+
+
+def readyz(request):
+    """Unauthenticated: names what is down, never how (socket paths and server messages go to the log)."""
+    down = []
+    for name, probe in (("database", _database_ready), ("redis", _redis_ready)):
+        try:
+            probe()
+        except Exception:
+            logger.warning("readiness: %s unreachable", name, exc_info=True)
+            down.append(name)
+    if down:
+        body = error_body(f"Not ready: {', '.join(down)} unreachable.", status=503)
+        return JsonResponse({"status": "unavailable", "down": down, **body}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+

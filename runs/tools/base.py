@@ -35,12 +35,18 @@ class Tool:
     includes: tuple[str, ...] = ()
     # Whether message attachments may name this kind.
     attachable: bool = False
+    # shown in ``tool_resources`` when the kind is enabled and the request gave none (OpenAI's echo)
+    default_resources: dict | None = None
 
     # --- requests ------------------------------------------------------------------------------------
     def validate(self, data: dict) -> dict:
         """A request's tool object → its stored shape (raise ``serializers.ValidationError``)."""
         no_extra(data, {"type"})
         return {"type": self.type}
+
+    def out(self, tool: dict) -> dict:
+        """The stored tool object as OpenAI echoes it, with the defaults it fills in (clients read them)."""
+        return tool
 
     def validate_choice(self, data: dict) -> dict:
         """A ``tool_choice`` object naming this kind → its stored shape."""
@@ -98,7 +104,7 @@ def no_extra(data: dict, allowed: set[str]) -> None:
 
 
 def nested(serializer_class: type[serializers.Serializer], data: Any, key: str) -> dict:
-    serializer = serializer_class(data=data)
+    serializer = serializer_class(data=data, context={"json": True, "nested": True})
     if not serializer.is_valid():
         raise serializers.ValidationError({key: serializer.errors})
     return plain(serializer.validated_data)

@@ -10,6 +10,7 @@ from runs.tools.base import Tool
 class CodeInterpreterTool(Tool):
     type = "code_interpreter"
     attachable = True
+    default_resources = {"file_ids": []}
 
     def resolve_resources(self, *, project, resources: dict, param: str) -> dict:
         file_ids = list(resources.get("file_ids") or [])

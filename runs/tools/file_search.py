@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 FUNCTION_NAME = "file_search"
 RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 DEFAULT_MAX_RESULTS = 20
+DEFAULT_RANKING = {"ranker": "default_2024_08_21", "score_threshold": 0.0}  # what OpenAI echoes when none was given
 MARKER = re.compile(r"【(\d+):(\d+)†([^】]*)】")
 OFFERED = {
     "type": "function",
@@ -62,6 +63,12 @@ class FileSearchTool(Tool):
         no_extra(data, {"type", "file_search"})
         options = nested(FileSearchOptionsIn, data.get("file_search") or {}, "file_search")
         return {"type": "file_search", "file_search": options} if options else {"type": "file_search"}
+
+    def out(self, tool: dict) -> dict:
+        options = tool.get("file_search") or {}
+        return {"type": "file_search", "file_search": {
+            "max_num_results": options.get("max_num_results") or DEFAULT_MAX_RESULTS,
+            "ranking_options": {**DEFAULT_RANKING, **(options.get("ranking_options") or {})}}}
 
     def resolve_resources(self, *, project, resources: dict, param: str) -> dict:
         store_ids = list(resources.get("vector_store_ids") or [])

@@ -28,10 +28,19 @@ class FunctionTool(Tool):
         no_extra(data, {"type", "function"})
         if "function" not in data:
             raise serializers.ValidationError({"function": ["This field is required."]})
+        if not isinstance(data["function"], dict):
+            raise serializers.ValidationError({"function": ["Expected an object."]})
         return {"type": "function", "function": nested(FunctionIn, data["function"], "function")}
 
+    def out(self, tool: dict) -> dict:
+        function = tool.get("function") or {}
+        return {"type": "function", "function": {**function, "strict": bool(function.get("strict"))}}
+
     def validate_choice(self, data: dict) -> dict:
-        name = (data.get("function") or {}).get("name")
+        function = data.get("function")
+        if not isinstance(function, dict):
+            raise serializers.ValidationError({"function": ["Expected an object with a 'name'."]})
+        name = function.get("name")
         if not isinstance(name, str) or not name:
             raise serializers.ValidationError({"function": {"name": ["This field is required."]}})
         return {"type": "function", "function": {"name": name}}

@@ -26,7 +26,8 @@ def migrate(targets):
 
 def latest():
     graph = MigrationExecutor(connection).loader.graph
-    return [node for app in ("tenancy", "assistants", "files", "retrieval", "runs", "sandbox") for node in graph.leaf_nodes(app)]
+    apps = ("tenancy", "assistants", "files", "retrieval", "runs", "sandbox")
+    return [node for app in apps for node in graph.leaf_nodes(app)]
 
 
 def tables() -> set[str]:
