@@ -13,6 +13,10 @@ class RetrievalConfig(AppConfig):
             "task": "retrieval.tasks.vector_stores_expire",
             "schedule": EXPIRE_EVERY_SECONDS,
         })
+        settings.CELERY_BEAT_SCHEDULE.setdefault("retrieval-sweep-ingestions", {
+            "task": "retrieval.tasks.vector_store_files_sweep",
+            "schedule": float(settings.INGESTION_SWEEP_INTERVAL_SECONDS),
+        })
         settings.CELERY_BEAT_SCHEDULE.setdefault("retrieval-index-pending-vectors", {
             "task": "retrieval.tasks.chunk_vectors_index_sweep",
             "schedule": INDEX_EVERY_SECONDS,
