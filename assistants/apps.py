@@ -14,9 +14,19 @@ class AssistantsConfig(AppConfig):
         # authentication cache.
         post_save.connect(_forget_key, sender=ApiKey, dispatch_uid="api_key_cache_forget_save")
         post_delete.connect(_forget_key, sender=ApiKey, dispatch_uid="api_key_cache_forget_delete")
+        # A deleted vector store leaves the tool_resources of assistants and threads (as on OpenAI), inside the
+        # deleting transaction: the next run's file_search never meets an id that is gone.
+        post_delete.connect(_forget_vector_store, sender="retrieval.VectorStore",
+                            dispatch_uid="tool_resources_forget_vector_store")
 
 
 def _forget_key(sender, instance, **kwargs):
     from assistants.services import api_key_cache_forget
 
     api_key_cache_forget(key_hash=instance.key_hash)
+
+
+def _forget_vector_store(sender, instance, **kwargs):
+    from assistants.tool_resources import vector_store_forget
+
+    vector_store_forget(project_id=instance.project_id, vector_store_id=instance.public_id)

@@ -56,6 +56,22 @@ def _vector_store_from_helper(*, project: Project, helper: dict, param: str) -> 
     return store.public_id
 
 
+def vector_store_forget(*, project_id: int, vector_store_id: str) -> int:
+    """Remove a deleted vector store's id from every assistant's and thread's ``file_search`` resources."""
+    from assistants.models import Assistant, Thread
+
+    changed = 0
+    for model in (Assistant, Thread):
+        rows = model.objects.select_for_update().filter(
+            project_id=project_id, tool_resources__file_search__vector_store_ids__contains=[vector_store_id])
+        for row in rows.order_by("pk"):
+            search = row.tool_resources["file_search"]
+            search["vector_store_ids"] = [i for i in search["vector_store_ids"] if i != vector_store_id]
+            row.save(update_fields=["tool_resources"])
+            changed += 1
+    return changed
+
+
 def thread_attachments_index(*, thread, attachments: list[dict]) -> None:
     """file_search attachments go into the thread's vector store, created on first use (as on OpenAI)."""
     file_ids = list(dict.fromkeys(a["file_id"] for a in attachments
