@@ -8,7 +8,10 @@ long-lived worker. Small text files are parsed in-process (a fork costs more tha
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
+import sys
 from dataclasses import dataclass
 
 from retrieval.chunking import Chunk, chunk_pages
@@ -107,3 +110,13 @@ def _in_child(args, *, timeout: float) -> list[Chunk]:
     if kind == "crashed":
         raise ExtractCrashed(value)
     return value
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
+
+
+def release_memory() -> None:
+    """Hand the heap's free pages back to the system after a file (glibc keeps them otherwise: a worker that
+    embedded one big file would hold that much for its whole life)."""
+    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
+        _LIBC.malloc_trim(0)

@@ -15,8 +15,6 @@ or a detached file can never leave duplicate or orphan chunks.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import struct
 import sys
@@ -35,7 +33,7 @@ from psycopg.types import TypeInfo
 
 from files import storage
 from retrieval import embeddings, heartbeat, vector_index
-from retrieval.extract import ExtractCrashed, Limits, extract_chunks
+from retrieval.extract import ExtractCrashed, Limits, extract_chunks, release_memory
 from retrieval.models import Chunk, VectorStoreFile
 from retrieval.parsing import ParseError
 
@@ -117,7 +115,7 @@ def vector_store_file_ingest(*, vsf_id: int, task_id: str | None = None) -> str:
                         else "skipped")
             return "completed" if _store(vsf, prepared, expect=Status.IN_PROGRESS) else "skipped"
     finally:
-        _release_memory()
+        release_memory()
 
 
 def vector_store_file_fail(*, vsf_id: int, task_id: str | None = None,
@@ -222,16 +220,6 @@ def _store(vsf: VectorStoreFile, prepared: Prepared, *, expect: str) -> bool:
         if prepared.vectors is not None:
             transaction.on_commit(vector_index.schedule)
     return True
-
-
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
-
-
-def _release_memory() -> None:
-    """Hand the heap's free pages back to the system after a file (glibc keeps them otherwise: a worker that
-    embedded one big file would hold that much for its whole life)."""
-    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
-        _LIBC.malloc_trim(0)
 
 
 _CHUNK_COLUMNS = ("id", "project_id", "vector_store_id", "vector_store_file_id", "file_id", "position", "page",
