@@ -184,3 +184,22 @@ def test_a_parser_that_dies_is_reported_and_this_process_carries_on():
 
     with pytest.raises(extract.ExtractCrashed, match="stopped unexpectedly"):
         extract._in_child((_DiesWhenUnpickled(),), timeout=60)
+
+
+def test_a_batch_ends_when_the_sweeper_gives_up_on_its_file(api, project, make_file, settings, sent,
+                                                            django_capture_on_commit_callbacks):
+    settings.INGESTION_MAX_ATTEMPTS = 1
+    store = vector_store_create(project=project)
+    doc = make_file(project, "a.txt", "x")
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = api.post(f"/v1/vector_stores/{store.public_id}/file_batches", {"file_ids": [doc.public_id]}).json()
+    vsf = VectorStoreFile.objects.get(vector_store=store)
+    assert sent == [vsf.pk] and batch["status"] == "in_progress"
+    assert vector_store_file_claim(vsf_id=vsf.pk, token="killed") is not None
+    go_silent(vsf)
+    assert vector_store_files_sweep() == {"resent": 0, "failed": 1}
+    batch = api.get(f"/v1/vector_stores/{store.public_id}/file_batches/{batch['id']}").json()
+    assert batch["status"] == "failed" and batch["file_counts"]["failed"] == 1  # terminal: pollers stop
+    assert batch["file_counts"]["in_progress"] == 0
+    listed = api.get(f"/v1/vector_stores/{store.public_id}/files").json()["data"]
+    assert [f["last_error"]["code"] for f in listed] == ["server_error"]
