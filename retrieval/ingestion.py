@@ -39,6 +39,7 @@ from retrieval.parsing import ParseError
 
 logger = logging.getLogger(__name__)
 
+TRIM_AFTER_BYTES = 256 * 1024  # malloc_trim walks the heap: worth it after a big file, not after every small one
 CHUNKER_VERSION = 1  # bump when parsing/chunking changes in a way that should re-chunk stored files
 Status = VectorStoreFile.Status
 
@@ -115,7 +116,8 @@ def vector_store_file_ingest(*, vsf_id: int, task_id: str | None = None) -> str:
                         else "skipped")
             return "completed" if _store(vsf, prepared, expect=Status.IN_PROGRESS) else "skipped"
     finally:
-        release_memory()
+        if vsf.file.bytes >= TRIM_AFTER_BYTES:
+            release_memory()  # a big file's chunks and vectors are freed now: give their pages back
 
 
 def vector_store_file_fail(*, vsf_id: int, task_id: str | None = None,
