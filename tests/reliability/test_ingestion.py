@@ -27,6 +27,7 @@ _ENV = e2e_env("http://unused")
 BOUND_SECONDS = (int(_ENV["INGESTION_HEARTBEAT_TIMEOUT_SECONDS"]) + int(_ENV["INGESTION_SWEEP_INTERVAL_SECONDS"])
                  ) * 3 + 60
 TERMINAL = {"completed", "failed", "cancelled"}
+KILL_SPACING_SECONDS = 12  # serve gives up on a child restarted more than 5 times a minute
 
 
 def _upload(client, name: str, words: int, seed: int):
@@ -79,11 +80,14 @@ def _assert_consistent(client, store_id: str) -> dict:
     return by_status
 
 
+@pytest.mark.timeout(120 + ROUNDS * (BOUND_SECONDS + KILL_SPACING_SECONDS + 60))
 def test_worker_sigkilled_at_random_points_of_ingestions(live):
     client = live.client()
     rng = random.Random(os.environ.get("RELIABILITY_SEED", "ingest"))
     outcomes = {"completed": 0, "failed": 0, "cancelled": 0}
+    last_kill = -KILL_SPACING_SECONDS
     for round_no in range(ROUNDS):
+        time.sleep(max(0.0, last_kill + KILL_SPACING_SECONDS - time.monotonic()))
         live.fake.embedding_delay = rng.uniform(0.2, 1.5)  # the kill lands before, during or after embedding
         uploads = [_upload(client, f"r{round_no}-{i}.txt", rng.randrange(300, 3000), seed=round_no * 10 + i)
                    for i in range(3)]
@@ -92,7 +96,7 @@ def test_worker_sigkilled_at_random_points_of_ingestions(live):
             polled = pool.submit(client.vector_stores.file_batches.create_and_poll, vector_store_id=store.id,
                                  file_ids=[u.id for u in uploads], poll_interval_ms=300)
             time.sleep(rng.uniform(0.0, 2.0))
-            killed = _kill_workers(live)
+            killed, last_kill = _kill_workers(live), time.monotonic()
             live.fake.embedding_delay = 0.0
             batch = polled.result(timeout=BOUND_SECONDS)  # upload_and_poll-style polling returns
         assert batch.status == "completed" and batch.file_counts.in_progress == 0, batch
@@ -137,3 +141,32 @@ def test_redis_killed_and_restarted_while_files_attach(live):
     print(f"\nredis down: {len(attached)} attached (all completed), {len(refused)} refused with 503")
     with httpx.Client(timeout=10) as plain:  # the stack is healthy again
         assert plain.get(live.base_url.rsplit("/v1", 1)[0] + "/readyz").status_code == 200
+
+
+def test_an_archive_bomb_fails_cleanly_and_the_worker_keeps_no_memory(live):
+    """A small DOCX whose XML inflates to 45 MB is refused before parsing; one just under the archive cap is parsed
+    (in a child process) and refused for its chunk count before anything is embedded. The worker's memory stays
+    where it was."""
+    import psutil
+
+    from retrieval.tests.docs import make_docx_bomb
+
+    client = live.client()
+    [worker] = live.child_pids("worker")
+    before = psutil.Process(worker).memory_info().rss
+    bomb = client.files.create(file=("bomb.docx", make_docx_bomb(45 * 1024 * 1024)), purpose="assistants")
+    heavy = client.files.create(file=("heavy.docx", make_docx_bomb(18 * 1024 * 1024)), purpose="assistants")
+    store = client.vector_stores.create(name="bombs")
+    batch = client.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=[bomb.id, heavy.id])
+    with ThreadPoolExecutor(1) as pool:
+        batch = pool.submit(client.vector_stores.file_batches.poll, batch.id, vector_store_id=store.id,
+                            poll_interval_ms=300).result(timeout=BOUND_SECONDS)
+    assert batch.status == "failed" and batch.file_counts.failed == 2
+    errors = {f.id: f.last_error for f in client.vector_stores.files.list(vector_store_id=store.id)}
+    assert errors[bomb.id].code == "invalid_file" and "XML inflates to" in errors[bomb.id].message
+    assert errors[heavy.id].code == "invalid_file" and "chunks; the limit is 10,000" in errors[heavy.id].message
+    assert live.fake.embedding_requests() == []
+    after = psutil.Process(worker).memory_info().rss
+    print(f"\nworker RSS {before / 1e6:.0f} MB -> {after / 1e6:.0f} MB after both files")
+    assert after - before < 100e6
+    _assert_consistent(client, store.id)
