@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "files",
     "runs",
     "retrieval",
+    "gateway",
 ]
 
 MIDDLEWARE = [
@@ -230,6 +231,13 @@ EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 1536, minimum=1)
 # New vectors wait at most this long for the HNSW index while files are being ingested (retrieval/vector_index.py).
 VECTOR_INDEX_DEFER_SECONDS = env_seconds("VECTOR_INDEX_DEFER_SECONDS", 30, minimum=0, maximum=3600)
 VECTOR_INDEX_CONCURRENCY = env_int("VECTOR_INDEX_CONCURRENCY", 2, minimum=1)  # indexer tasks at once
+
+# --- Gateway (/v1/chat/completions, /v1/embeddings, /v1/models, /v1/moderations) -----------------------
+# LiteLLM model names GET /v1/models lists after the aliases of MODEL_ALIASES_FILE (comma-separated).
+GATEWAY_MODELS = [m.strip() for m in env_str("GATEWAY_MODELS").split(",") if m.strip()]
+# Per-request provider parameters that choose an address (LLM-PARAM-api-base, proxies, file paths, URL values)
+# are refused unless this is on: otherwise any API key holder could make the server call arbitrary URLs.
+PROVIDER_HEADERS_ALLOW_URLS = env_bool("PROVIDER_HEADERS_ALLOW_URLS", False)
 
 # --- Misc -----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
