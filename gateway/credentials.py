@@ -65,16 +65,16 @@ def from_headers(headers) -> RequestCredentials:
     api_key = embedding_model = None
     llm: dict = {}
     embedding: dict = {}
-    for raw_name, value in headers.items():
+    for raw_name, value in headers.items():  # Django spells them Llm-Param-…; errors name them as documented
         name = raw_name.lower()
         if name == "api-key":
             api_key = value.strip() or None
         elif name == "embedding-model":
             embedding_model = value.strip() or None
         elif name.startswith(LLM_PREFIX):
-            _put(llm, raw_name, name[len(LLM_PREFIX):], value)
+            _put(llm, "LLM-PARAM-" + name[len(LLM_PREFIX):], name[len(LLM_PREFIX):], value)
         elif name.startswith(EMBEDDING_PREFIX):
-            _put(embedding, raw_name, name[len(EMBEDDING_PREFIX):], value)
+            _put(embedding, "EMBEDDING-PARAM-" + name[len(EMBEDDING_PREFIX):], name[len(EMBEDDING_PREFIX):], value)
     if api_key is None and embedding_model is None and not llm and not embedding:
         return NONE
     return RequestCredentials(api_key=api_key, embedding_model=embedding_model, llm_params=llm,

@@ -10,6 +10,7 @@ import functools
 import os
 import re
 
+import openai
 from django.conf import settings
 
 from runs.llm import resolve
@@ -71,6 +72,10 @@ def moderation_provider(model: str, params: dict) -> str | None:
 
 async def moderate(kwargs: dict, secrets: list[str]):
     litellm = _litellm()
+    # LiteLLM's moderation builds an OpenAI client of its own, which does not read OPENAI_API_BASE as the rest does
+    base = litellm.api_base or os.environ.get("OPENAI_API_BASE") or os.environ.get("OPENAI_BASE_URL")
+    if base:
+        kwargs = {"api_base": base, **kwargs}
     try:
         return await litellm.amoderation(**kwargs, timeout=settings.LLM_TIMEOUT_SECONDS, max_retries=0)
     except Exception as exc:
@@ -103,9 +108,9 @@ def classify(exc: Exception, secrets: list[str]) -> ProviderError:
     message = _PREFIX.sub("", message.splitlines()[0] if message else "")[:1000] or type(exc).__name__
     for secret in secrets:  # a provider may echo the key it refused
         message = message.replace(secret, _masked(secret))
-    if isinstance(exc, litellm.Timeout):
+    if isinstance(exc, litellm.Timeout | openai.APITimeoutError):
         return ProviderError(504, f"The model provider did not answer in time: {message}", code="timeout")
-    if isinstance(exc, litellm.APIConnectionError):
+    if isinstance(exc, litellm.APIConnectionError | openai.APIConnectionError):
         return ProviderError(502, f"The model provider could not be reached: {message}")
     status = getattr(exc, "status_code", None)
     if not isinstance(status, int) or not 400 <= status <= 599:
