@@ -4,7 +4,11 @@ SDK, sync and async, against the live server and the fake provider; shapes check
 import asyncio
 import base64
 import json
+import shutil
 import struct
+import subprocess
+import time
+from pathlib import Path
 
 import httpx
 import openai
@@ -15,6 +19,8 @@ from tests.fake_llm import embed_text
 from tests.schema import assert_schema
 
 pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PROVIDER_KEY = "sk-fake-provider-key"  # the server's OPENAI_API_KEY in the live stack
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
@@ -250,9 +256,7 @@ def test_stream_closes_the_provider_stream_when_the_client_goes_away(live):
                 break
     # the gateway closed its provider connection: the fake saw its client go away long before hang_seconds
     requests = live.fake.wait_for_requests(1, path="/v1/chat/completions")
-    deadline = 10
-    import time
-    end = time.monotonic() + deadline
+    end = time.monotonic() + 10
     while not requests[-1]["aborted"] and time.monotonic() < end:
         time.sleep(0.05)
     assert requests[-1]["aborted"]
@@ -325,3 +329,29 @@ def test_address_parameters_in_headers_are_refused(live, client, header, value):
                                            messages=[{"role": "user", "content": "x"}])
     assert excinfo.value.body["param"] == header and header in excinfo.value.body["message"]
     assert live.fake.requests == []  # nothing reached any provider
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_node_sdk(live):
+    live.fake.add_rule("node count", text="one two three")
+    live.fake.add_rule("node weather", tool_calls=[{"name": "get_weather", "arguments": {"city": "Quito"}}])
+    live.fake.add_rule("node structured", text='{"city": "Quito"}')
+    live.fake.add_rule("node fail", error=(429, "slow down, node"))
+    assert (ROOT / "node_modules" / "openai").exists(), "run `npm install` (make test does)"
+    result = subprocess.run(["node", str(ROOT / "tests" / "node" / "gateway.mjs")], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT, env={"PATH": "/usr/bin:/bin:/usr/local/bin",
+                                                        "BASE_URL": live.base_url, "API_KEY": live.api_key})
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["plain"]["content"] == "Echo: node hello" and out["plain"]["object"] == "chat.completion"
+    assert out["stream"]["text"] == "one two three" and out["stream"]["usage"]["completion_tokens"] == 3
+    assert out["tools"]["finish"] == "tool_calls" and json.loads(out["tools"]["call"]["arguments"]) == {"city": "Quito"}
+    assert live.fake.chat_requests()[2]["tool_choice"] == "required"
+    assert out["jsonSchema"] == {"city": "Quito"}
+    assert live.fake.chat_requests()[3]["response_format"]["json_schema"]["name"] == "place"
+    assert out["embeddings"]["float"] == pytest.approx(embed_text("node vector", 8), abs=1e-6)
+    assert out["embeddings"]["defaultDecoded"] == pytest.approx(embed_text("node vector", 8), abs=1e-6)
+    assert live.fake.embedding_requests()[-1]["encoding_format"] == "base64"  # the SDK's default, decoded by it
+    assert out["models"] == {"ids": ["house-model", "gpt-4o-mini", "text-embedding-3-small",
+                                     "omni-moderation-latest"], "retrieved": "house-model"}
+    assert out["error"] == {"status": 429, "name": "RateLimitError", "message": "slow down, node"}
