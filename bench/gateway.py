@@ -126,7 +126,33 @@ async def measure(targets: dict, clients: int, per_client: int, stream: bool) ->
     return out
 
 
-async def run(fake_url: str, base: str, proxy_base: str | None, samples: int, levels: list[int]) -> list[tuple]:
+def cpu_seconds(pids: list[int]) -> float:
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+async def cpu_per_request(targets: dict, pids: dict[str, list[int]], n: int = 100) -> dict[str, float]:
+    """CPU milliseconds one non-streamed request costs: the server's processes for ours and the proxy, this
+    process for the direct call (its LiteLLM work is what the server repeats). Unlike latency, CPU time hardly
+    depends on how busy the machine is."""
+    out = {}
+    for name, fn in targets.items():
+        before = time.process_time() if name == "direct" else cpu_seconds(pids[name])
+        for _ in range(n):
+            await fn(False)
+        after = time.process_time() if name == "direct" else cpu_seconds(pids[name])
+        out[name] = (after - before) / n * 1000
+    return out
+
+
+async def run(fake_url: str, base: str, proxy_base: str | None, samples: int, levels: list[int],
+              pids: dict[str, list[int]]) -> tuple[list[tuple], dict[str, float]]:
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     ours = httpx.AsyncClient(base_url=base, timeout=60, limits=limits,
                              headers={"Authorization": f"Bearer {live_mod.E2E_API_KEY}"})
@@ -151,7 +177,19 @@ async def run(fake_url: str, base: str, proxy_base: str | None, samples: int, le
                              d50 * 1000, pct(times["direct"], 0.99) * 1000, statistics.median(t) * 1000,
                              pct(t, 0.99) * 1000, (statistics.median(t) - d50) * 1000,
                              (pct(t, 0.99) - pct(times["direct"], 0.99)) * 1000))
-    return rows
+    return rows, await cpu_per_request(targets, pids)
+
+
+def _children(pid: int) -> list[int]:
+    import psutil
+
+    return [child.pid for child in psutil.Process(pid).children(recursive=False)]
+
+
+def _cmdline(pid: int) -> str:
+    import psutil
+
+    return " ".join(psutil.Process(pid).cmdline())
 
 
 def main() -> None:
@@ -177,14 +215,18 @@ def main() -> None:
             proxy, proxy_base = start_proxy(args.proxy_python, fake_url, workdir)
         else:
             print(f"LiteLLM proxy skipped: {args.proxy_python} not found")
-        rows = asyncio.run(run(fake_url, base, proxy_base, args.samples,
-                               [int(n) for n in args.clients.split(",")]))
+        pids = {"ours": [pid for pid in _children(serve.pid) if "uvicorn" in _cmdline(pid)],
+                "litellm_proxy": [proxy.pid] if proxy is not None else []}
+        rows, cpu = asyncio.run(run(fake_url, base, proxy_base, args.samples,
+                                    [int(n) for n in args.clients.split(",")], pids))
         print("times in ms; added = target minus the direct LiteLLM call (p50 - p50, p99 - p99)")
         print(f"{'clients':>7} {'mode':<11} {'target':<14} {'n':>5} {'direct_p50':>10} {'direct_p99':>10} "
               f"{'p50':>8} {'p99':>8} {'added_p50':>9} {'added_p99':>9}")
         for row in rows:
             print(f"{row[0]:>7} {row[1]:<11} {row[2]:<14} {row[3]:>5} " + " ".join(
                 f"{v:>{w}.2f}" for v, w in zip(row[4:], (10, 10, 8, 8, 9, 9), strict=True)))
+        print("CPU ms per non-streamed request: " + ", ".join(f"{name} {ms:.2f}" for name, ms in cpu.items())
+              + " (ours and the proxy: the server's processes; direct: the LiteLLM call in this process)")
         print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     finally:
         if proxy is not None:

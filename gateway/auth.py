@@ -7,7 +7,7 @@ The gateway's views are async: a cached key is read from Redis with the async cl
 from __future__ import annotations
 
 from asgiref.sync import sync_to_async
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, close_old_connections
 
 from assistants.models import Project, hash_key
 from assistants.selectors import api_key_cache_key
@@ -31,7 +31,14 @@ async def project_for(request) -> Project:
         if cached:  # "<key pk>:<project pk>:<project name>", as api_key_project stores it
             _key_pk, project_pk, name = cached.decode().split(":", 2)
             return Project.from_db(DEFAULT_DB_ALIAS, ["id", "name"], [int(project_pk), name])
-    found = await sync_to_async(BearerKeyAuthentication().authenticate)(request)
+    found = await sync_to_async(_authenticate)(request)
     if found is None:
         raise AuthenticationFailed(NO_KEY)
     return found[0].project
+
+
+def _authenticate(request):
+    try:
+        return BearerKeyAuthentication().authenticate(request)
+    finally:
+        close_old_connections()  # gateway requests skip Django's request signals, which would do it (gateway/asgi.py)

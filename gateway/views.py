@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import JsonResponse
 from redis.exceptions import RedisError
@@ -46,6 +47,8 @@ def gateway_view(*methods: str):
             except provider.ProviderError as exc:
                 logger.info("provider answered %s for %s", exc.status, request.path)
                 return error_response(exc.message, status=exc.status, param=exc.param, code=exc.code)
+            except RequestDataTooBig:
+                return error_response("The request body is too large.", status=413)
             except (DatabaseError, RedisError):
                 logger.exception("storage unavailable during %s", request.path)
                 return error_response("The service is temporarily unavailable. Please retry.", status=503)
