@@ -113,17 +113,27 @@ async def measure(targets: dict, clients: int, per_client: int, stream: bool) ->
     """At 1 client the targets alternate call by call (drift hits all alike); at N, N clients hit one target at
     once, then the next."""
     out: dict[str, list[float]] = {name: [] for name in targets}
+
+    async def one(name: str, fn) -> None:
+        try:
+            out[name].append(await fn(stream))
+        except Exception as exc:  # counted and shown, never hidden in the percentiles
+            ERRORS.setdefault((name, clients, stream), []).append(f"{type(exc).__name__}: {exc}"[:200])
+
     if clients == 1:
         for _ in range(per_client):
             for name, fn in targets.items():
-                out[name].append(await fn(stream))
+                await one(name, fn)
         return out
     for name, fn in targets.items():
         async def client(fn=fn, name=name):
             for _ in range(per_client):
-                out[name].append(await fn(stream))
+                await one(name, fn)
         await asyncio.gather(*(client() for _ in range(clients)))
     return out
+
+
+ERRORS: dict[tuple, list[str]] = {}
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -153,7 +163,9 @@ async def cpu_per_request(targets: dict, pids: dict[str, list[int]], n: int = 10
 
 async def run(fake_url: str, base: str, proxy_base: str | None, samples: int, levels: list[int],
               pids: dict[str, list[int]]) -> tuple[list[tuple], dict[str, float]]:
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    # keep-alive shorter than uvicorn's 5 s: a connection idle while another target is measured is not reused
+    # just as the server closes it (a client-side ReadError, not a server failure)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=2)
     ours = httpx.AsyncClient(base_url=base, timeout=60, limits=limits,
                              headers={"Authorization": f"Bearer {live_mod.E2E_API_KEY}"})
     targets = {"direct": lambda s: direct_call(fake_url, s), "ours": lambda s: http_call(ours, s)}
@@ -225,6 +237,8 @@ def main() -> None:
         for row in rows:
             print(f"{row[0]:>7} {row[1]:<11} {row[2]:<14} {row[3]:>5} " + " ".join(
                 f"{v:>{w}.2f}" for v, w in zip(row[4:], (10, 10, 8, 8, 9, 9), strict=True)))
+        for (name, clients, stream), errors in ERRORS.items():
+            print(f"ERRORS {name} clients={clients} stream={stream}: {len(errors)}, e.g. {errors[0]}")
         print("CPU ms per non-streamed request: " + ", ".join(f"{name} {ms:.2f}" for name, ms in cpu.items())
               + " (ours and the proxy: the server's processes; direct: the LiteLLM call in this process)")
         print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
