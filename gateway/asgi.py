@@ -60,7 +60,10 @@ async def _serve(match, scope, receive, send) -> None:
     body = await _read_body(receive)
     if body is None:
         return  # the client left before it finished sending
-    request = ASGIRequest(scope, io.BytesIO(body))
+    try:
+        request = ASGIRequest(scope, io.BytesIO(body))
+    except UnicodeDecodeError:
+        return await _send_plain(send, error_response("Bad request.", status=400))
     response = _precheck(request)
     # As Django does: the view and the response run while a second task watches for the client leaving; if it
     # leaves, the view is cancelled (and a stream's generators closed, which closes the provider stream).
@@ -78,6 +81,12 @@ async def _serve(match, scope, receive, send) -> None:
         work.result()  # re-raise a bug in sending
 
 
+async def _send_plain(send, response) -> None:
+    headers = [(str(k).encode("latin1"), str(v).encode("latin1")) for k, v in response.items()]
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.content})
+
+
 async def _disconnect(receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -92,11 +101,10 @@ async def _respond(response, match, request, request_id: str, started: float, se
             response = error_response("The server had an error while processing your request. Sorry about that!",
                                       status=500)
     response = _decorate(response, request_id, started)
+    if not response.streaming:
+        return await _send_plain(send, response)
     headers = [(str(k).encode("latin1"), str(v).encode("latin1")) for k, v in response.items()]
     await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-    if not response.streaming:
-        await send({"type": "http.response.body", "body": response.content})
-        return
     async with aclosing(aiter(response)) as parts:
         async for part in parts:
             await send({"type": "http.response.body", "body": part, "more_body": True})
