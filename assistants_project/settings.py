@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "runs",
     "retrieval",
     "sandbox",
+    "gateway",
 ]
 
 MIDDLEWARE = [
@@ -257,6 +258,13 @@ INGESTION_MAX_ARCHIVE_BYTES = env_int("INGESTION_MAX_ARCHIVE_BYTES", 256 * 1024 
 INGESTION_MAX_ARCHIVE_XML_BYTES = env_int("INGESTION_MAX_ARCHIVE_XML_BYTES", 32 * 1024 * 1024, minimum=1024)
 INGESTION_MAX_CHUNKS = env_int("INGESTION_MAX_CHUNKS", 10_000, minimum=1)
 INGESTION_MAX_TOKENS = env_int("INGESTION_MAX_TOKENS", 5_000_000, minimum=100)
+
+# --- Gateway (/v1/chat/completions, /v1/embeddings, /v1/models, /v1/moderations) -----------------------
+# LiteLLM model names GET /v1/models lists after the aliases of MODEL_ALIASES_FILE (comma-separated).
+GATEWAY_MODELS = [m.strip() for m in env_str("GATEWAY_MODELS").split(",") if m.strip()]
+# Per-request provider parameters that choose an address (LLM-PARAM-api-base, proxies, file paths, URL values)
+# are refused unless this is on: otherwise any API key holder could make the server call arbitrary URLs.
+PROVIDER_HEADERS_ALLOW_URLS = env_bool("PROVIDER_HEADERS_ALLOW_URLS", False)
 
 # --- Misc -----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

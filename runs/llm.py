@@ -74,6 +74,13 @@ def resolve(model: str) -> tuple[str, dict]:
     return params.pop("model", model), params
 
 
+# --- gateway (issue 16): the public names for GET /v1/models --------------------------------------
+def alias_names() -> list[str]:
+    """The public model names MODEL_ALIASES_FILE defines, in file order."""
+    return list(_aliases())
+# --- end gateway ----------------------------------------------------------------------------------
+
+
 def check_model(model: str) -> str | None:
     """None when LiteLLM can route ``model``; otherwise why not."""
     import litellm

@@ -376,6 +376,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._chat(body if isinstance(body, dict) else {})
             elif method == "POST" and path == "/v1/embeddings":
                 self._embeddings(body if isinstance(body, dict) else {})
+            elif method == "POST" and path == "/v1/moderations":  # see the gateway section of _Handler
+                self._moderations(body if isinstance(body, dict) else {})
             elif method == "GET" and path == "/v1/models":
                 self._send_json(200, {"object": "list", "data": [self._model(m) for m in self.fake.models]})
             elif method == "GET" and path.startswith("/v1/models/") and path[len("/v1/models/") :]:
@@ -574,6 +576,32 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(b"0\r\n\r\n")
 
 
+    # ------------------------------------------------------------------ gateway (issue 16): moderations
+    def _moderations(self, body: dict) -> None:
+        """Flags an input that contains "kill" (category violence), like OpenAI's shape with every category."""
+        raw = body.get("input")
+        inputs = raw if isinstance(raw, list) else [raw]
+        if not raw or not all(isinstance(x, str) or isinstance(x, dict) for x in inputs):
+            self._send_error(400, "'input' must be a non-empty string or array.")
+            return
+        results = []
+        for item in inputs:
+            text = item if isinstance(item, str) else str(item.get("text", ""))
+            flagged = "kill" in text.lower()
+            categories = {name: flagged and name == "violence" for name in MODERATION_CATEGORIES}
+            scores = {name: (0.97 if flagged and name == "violence" else 0.0001) for name in MODERATION_CATEGORIES}
+            applied = {name: ["text"] for name in MODERATION_CATEGORIES}
+            results.append({"flagged": flagged, "categories": categories, "category_scores": scores,
+                            "category_applied_input_types": applied})
+        self._send_json(200, {"id": _new_id("modr-"), "model": body.get("model") or "omni-moderation-latest",
+                              "results": results})
+
+
+MODERATION_CATEGORIES = ("harassment", "harassment/threatening", "sexual", "hate", "hate/threatening", "illicit",
+                         "illicit/violent", "self-harm/intent", "self-harm/instructions", "self-harm",
+                         "sexual/minors", "violence", "violence/graphic")
+
+
 class FakeLLM:
     """Scriptable fake OpenAI server.  See module docstring."""
 
@@ -711,6 +739,18 @@ class FakeLLM:
             if len(matching) >= count or time.monotonic() >= deadline:
                 return matching
             time.sleep(0.01)
+
+    # ------------------------------------------------------------------ gateway (issue 16): credentials
+    def credentials_used(self, path: str | None = None) -> list[str]:
+        """The provider key (``Authorization: Bearer …``, or Azure-style ``api-key``) of each recorded request,
+        oldest first, optionally only for ``path`` (e.g. "/v1/chat/completions")."""
+        with self._lock:
+            records = [r for r in self.requests if path is None or r["path"] == path]
+        out = []
+        for record in records:
+            auth = record["headers"].get("authorization", "")
+            out.append(auth[7:] if auth.lower().startswith("bearer ") else record["headers"].get("api-key", ""))
+        return out
 
     # ------------------------------------------------------------------ internals
     def _record(self, record: dict) -> None:
