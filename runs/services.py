@@ -33,7 +33,13 @@ def _enqueue(run: Run, *, task_id: str | None = None) -> None:
         task_id = str(uuid.uuid4())
         Run.objects.filter(pk=run.pk).update(claimed_by=task_id)
         run.claimed_by = task_id
-    transaction.on_commit(lambda: run_execute.apply_async(args=[run.pk], task_id=task_id))
+    def send() -> None:
+        try:
+            run_execute.apply_async(args=[run.pk], task_id=task_id)
+        except Exception:  # the broker is down: what was committed stands; the sweeper sends silent queued runs
+            logger.exception("could not enqueue run %s; the sweeper will send it again", run.pk)
+
+    transaction.on_commit(send)
 
 
 def _active_run_error(thread: Thread, run_id: str) -> InvalidRequest:
@@ -95,9 +101,16 @@ def _send_early() -> tuple[int, str]:
         run_pk = cursor.fetchone()[0]
     try:
         run_execute.apply_async(args=[run_pk], task_id=task_id)
-    except Exception:  # the broker is down: the run stays queued and the sweeper sends it again
+    except Exception as exc:  # the broker is down: a prompt 503, and the rollback leaves nothing half-written
         logger.exception("could not enqueue run %s", run_pk)
+        raise BrokerUnavailable("The server could not queue the run (its task broker is unavailable). "
+                                "Nothing was created; try again.") from exc
     return run_pk, task_id
+
+
+class BrokerUnavailable(OpenAIError):
+    status_code = 503
+    error_type = "server_error"
 
 
 def _effective_options(assistant: Assistant, options: dict) -> dict:
@@ -355,8 +368,9 @@ def run_fail(*, run_id: int, code: str, message: str) -> bool:
 def run_expire(*, run_id: int) -> bool:
     with transaction.atomic():
         now = timezone.now()
-        won = Run.objects.filter(pk=run_id, status__in=[Run.Status.REQUIRES_ACTION, Run.Status.QUEUED],
-                                 expires_at__lt=now).update(status=Run.Status.EXPIRED, required_action=None)
+        # requires_action only: a run that got its tool outputs is queued again, and must not expire then
+        won = Run.objects.filter(pk=run_id, status=Run.Status.REQUIRES_ACTION, expires_at__lt=now).update(
+            status=Run.Status.EXPIRED, required_action=None)
         if not won:
             return False
         run = Run.objects.select_related("thread").get(pk=run_id)
