@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 
-.PHONY: install run test lint fmt migrations-check worker beat bench stop clean
+.PHONY: install run test test-reliability lint fmt migrations-check worker beat bench stop clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: install
 test: install
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory node_modules/.installed; fi
 	$(BIN)/python -m pytest -q
+
+# The reliability suite's long profile (issue 12's figures); `make test` runs its fast profile.
+test-reliability: install
+	RELIABILITY_PROFILE=long $(BIN)/python -m pytest -q tests/reliability
 
 lint: install
 	$(BIN)/ruff check .
