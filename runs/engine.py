@@ -215,7 +215,7 @@ def _resume_point(run: Run) -> tuple[int, Turn | None]:
             message_id = details["message_creation"]["message_id"]
             streamed = _streamed_text(run, message_id)
             message = Message.objects.filter(thread=run.thread, public_id=message_id).first()
-            if streamed is not None and message is not None:
+            if streamed and message is not None:  # "": the stream lost it (Redis restarted): start afresh
                 carry = Turn(run=run, number=done + 1, message=message, message_step=RunStep.objects.get(pk=pk),
                              replay=streamed)
     if unfinished:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import openai
 import pytest
 
 from tests.reliability.conftest import TERMINAL_BOUND, assert_no_duplicates, rounds, scenario_timeout, wait_terminal
@@ -55,3 +56,29 @@ def test_redis_killed_and_restarted_with_streams_open(client, assistant, stack):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "after the outage"}])
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=200)
     assert run.status == "completed"
+
+
+def test_with_redis_down_creation_is_a_prompt_503_and_submitted_outputs_stand(client, assistant, stack):
+    stack.fake.add_rule("need a tool", tool_calls=[{"name": "lookup", "arguments": {}}])
+    stack.fake.add_rule("looked up", text="Found it.")
+    paused = client.beta.threads.create(messages=[{"role": "user", "content": "need a tool"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=paused.id, assistant_id=assistant.id, poll_interval_ms=100)
+    assert run.status == "requires_action"
+    other = client.beta.threads.create(messages=[{"role": "user", "content": "hello"}])
+    stack.kill_redis()
+    try:
+        started = time.monotonic()
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.beta.threads.runs.create(thread_id=other.id, assistant_id=assistant.id)
+        assert caught.value.status_code == 503 and time.monotonic() - started < 10
+        call = run.required_action.submit_tool_outputs.tool_calls[0]
+        submitted = client.beta.threads.runs.submit_tool_outputs(thread_id=paused.id, run_id=run.id, tool_outputs=[
+            {"tool_call_id": call.id, "output": "looked up"}])
+        assert submitted.status == "queued"
+    finally:
+        stack.start_redis()
+    assert client.beta.threads.runs.list(thread_id=other.id).data == []  # nothing half-written
+    run = wait_terminal(client, paused.id, run.id)
+    assert run.status == "completed"  # the sweeper sent it once the broker was back
+    messages, _ = assert_no_duplicates(client, paused.id, run.id)
+    assert [m.content[0].text.value for m in messages] == ["Found it."]
