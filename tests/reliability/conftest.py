@@ -151,6 +151,17 @@ def _reset_stores(data_dir: Path) -> None:
     redis.Redis.from_url(embedded.ensure_redis(data_dir)).flushall()
 
 
+def _warm_up(stack: LiveStack) -> None:
+    """One run end to end before any scenario: the web process and the worker import LiteLLM on their first run
+    (tens of seconds on a loaded machine), which is no part of what the scenarios time."""
+    client = stack.client(timeout=180)
+    assistant = client.beta.assistants.create(model="gpt-4o-mini")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "warm up"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=200, timeout=180)
+    assert run.status == "completed", run.last_error
+
+
 @pytest.fixture(scope="session")
 def reliability_fake():
     from tests.fake_llm import FakeLLM
@@ -172,6 +183,8 @@ def reliability_stack(reliability_fake):
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         wait_ready(base_url, proc, log_path)
+        _warm_up(LiveStack(base_url=base_url, api_key=E2E_API_KEY, fake=reliability_fake, proc=proc,
+                           log_path=log_path))
         yield Stack(base_url=base_url, api_key=E2E_API_KEY, fake=reliability_fake, proc=proc,
                     log_path=log_path)
     finally:
