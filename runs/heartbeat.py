@@ -21,11 +21,13 @@ from django.utils import timezone
 logger = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 2.0
-_active: dict[int, float] = {}  # run pk → monotonic time of its last progress
+# One entry per executing attempt (a recovered run may have a stuck old attempt in this process too):
+# token → [run pk, monotonic time of its last progress]
+_active: dict[object, list] = {}
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
-_current = threading.local()  # the run the calling thread executes
-_reported: set[int] = set()
+_current = threading.local()  # the entry of the attempt the calling thread executes
+_reported: set[object] = set()
 
 
 def progress_bound() -> float:
@@ -38,20 +40,23 @@ def progress_bound() -> float:
 
 def progress() -> None:
     """Mark progress on the run this thread executes (a no-op outside a run, e.g. in tests of llm)."""
-    run_pk = getattr(_current, "run_pk", None)
-    if run_pk is not None:
-        _active[run_pk] = time.monotonic()  # one dict store: atomic under the GIL, no lock per chunk
+    entry = getattr(_current, "entry", None)
+    if entry is not None:
+        entry[1] = time.monotonic()  # one list store: atomic under the GIL, no lock per chunk
 
 
 def _progressing() -> list[int]:
     now, bound = time.monotonic(), progress_bound()
     with _lock:
-        stuck = [pk for pk, at in _active.items() if now - at > bound]
-        ids = [pk for pk in _active if pk not in stuck]
-    for pk in set(stuck) - _reported:
-        _reported.add(pk)
-        logger.error("run %s made no progress for %.0fs; no longer heartbeating it", pk, bound)
-    return ids
+        entries = list(_active.items())
+    ids = set()
+    for token, (pk, at) in entries:
+        if now - at <= bound:
+            ids.add(pk)
+        elif token not in _reported:
+            _reported.add(token)
+            logger.error("run %s made no progress for %.0fs; no longer heartbeating it", pk, bound)
+    return sorted(ids)
 
 
 def _beat() -> None:
@@ -72,16 +77,17 @@ def _beat() -> None:
 @contextlib.contextmanager
 def beating(run_pk: int):
     global _thread
+    token, entry = object(), [run_pk, time.monotonic()]
     with _lock:
-        _active[run_pk] = time.monotonic()
+        _active[token] = entry
         if _thread is None or not _thread.is_alive():
             _thread = threading.Thread(target=_beat, name="run-heartbeat", daemon=True)
             _thread.start()
-    _current.run_pk = run_pk
+    _current.entry = entry
     try:
         yield
     finally:
-        _current.run_pk = None
+        _current.entry = None
         with _lock:
-            _active.pop(run_pk, None)
-            _reported.discard(run_pk)
+            _active.pop(token, None)
+            _reported.discard(token)

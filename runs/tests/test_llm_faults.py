@@ -165,10 +165,11 @@ def test_scrub_removes_secrets_and_keeps_the_message(monkeypatch, text, secret):
 def test_heartbeat_stops_stamping_a_run_that_made_no_progress(settings):
     settings.LLM_TIMEOUT_SECONDS, settings.FILE_SEARCH_INGESTION_WAIT_SECONDS = 1, 0
     settings.RUN_HEARTBEAT_TIMEOUT_SECONDS = 3
-    with heartbeat.beating(-1), heartbeat.beating(-2):
-        assert {-1, -2} <= set(heartbeat._progressing())
-        heartbeat._active[-1] = time.monotonic() - 5  # -1 stuck for longer than the bound (4 s)
-        heartbeat._current.run_pk = -2
-        heartbeat.progress()
-        ids = heartbeat._progressing()
-        assert -1 not in ids and -2 in ids
+    with heartbeat.beating(-1):
+        stuck = heartbeat._current.entry
+        with heartbeat.beating(-2):  # (another thread's attempt, in real life)
+            assert {-1, -2} <= set(heartbeat._progressing())
+            stuck[1] = time.monotonic() - 5  # -1 stuck for longer than the bound (4 s)
+            heartbeat.progress()  # -2 progresses
+            ids = heartbeat._progressing()
+            assert -1 not in ids and -2 in ids
