@@ -33,6 +33,7 @@ def _enqueue(run: Run, *, task_id: str | None = None) -> None:
         task_id = str(uuid.uuid4())
         Run.objects.filter(pk=run.pk).update(claimed_by=task_id)
         run.claimed_by = task_id
+
     def send() -> None:
         try:
             run_execute.apply_async(args=[run.pk], task_id=task_id)
