@@ -176,6 +176,7 @@ class Reply:
     - ``hang``: stream the role chunk and the first token, then block until the client disconnects or the
       server stops (at most ``FakeLLM.hang_seconds``), then finish normally.
     - ``finish_reason``: override of the computed finish reason.
+    - ``fault``: a provider misbehaviour, see the "fault modes" section of the handler.
     """
 
     text: str | None = None
@@ -186,6 +187,7 @@ class Reply:
     usage: dict | None = None
     hang: bool = False
     finish_reason: str | None = None
+    fault: str | None = None
 
 
 Matcher = str | re.Pattern | Callable[[dict], bool] | None
@@ -399,6 +401,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ embeddings
     def _embeddings(self, body: dict) -> None:
+        if self._credential_rejected():
+            return
         delay = self.fake.embedding_delay
         if delay:
             self._sleep(delay)
@@ -438,7 +442,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ chat completions
     def _chat(self, body: dict) -> None:
+        if self._credential_rejected():
+            return
         reply = self.fake._pick_reply(body)
+        if reply.fault == "non_json":
+            self._send_non_json()
+            return
         if reply.error is not None:
             status, message, type_, code = _error_parts(tuple(reply.error))
             if reply.first_token_delay:
@@ -563,6 +572,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ClientGone from exc
 
         self._sleep(reply.first_token_delay)
+        if reply.fault in ("cut", "cut_after_finish", "reset"):
+            self._stream_cut(reply, events)
+            return
         for position, event in enumerate(events):
             if position >= 2 or (position == 1 and not text_tokens):
                 self._sleep(reply.token_delay)
@@ -575,6 +587,59 @@ class _Handler(BaseHTTPRequestHandler):
         self._write_event("[DONE]")
         self._write(b"0\r\n\r\n")
 
+
+    # ------------------------------------------------------------------ fault modes
+    # Provider misbehaviours for reliability tests (``Reply(fault=...)`` and ``FakeLLM.required_api_key``):
+    #   "cut"              the stream's body ends cleanly mid-answer: no finish reason, no usage, no [DONE]
+    #   "cut_after_finish" the finish-reason chunk arrives, then the body ends (no usage chunk, no [DONE])
+    #   "reset"            the connection drops mid-answer without ending the chunked body
+    #   "non_json"         200 with a body that is not JSON (a proxy's HTML page)
+    # HTTP errors (429, 500, ...) are ``error=``, a hang is ``hang=True``.
+    def _credential_rejected(self) -> bool:
+        """401 as OpenAI answers a wrong or missing key (echoing the key it got) when ``required_api_key`` is
+        set and the request's bearer token differs."""
+        expected = self.fake.required_api_key
+        if expected is None:
+            return False
+        got = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        if got == expected:
+            return False
+        message = (f"Incorrect API key provided: {got}. You can find your API key at "
+                   "https://platform.openai.com/account/api-keys." if got else
+                   "You didn't provide an API key. You need to provide your API key in an Authorization header.")
+        self._send_error(401, message, "invalid_request_error", "invalid_api_key")
+        return True
+
+    def _send_non_json(self) -> None:
+        page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+        except OSError as exc:
+            raise _ClientGone from exc
+        self._write(page)
+
+    def _stream_cut(self, reply: Reply, events: list[dict]) -> None:
+        if reply.fault == "cut_after_finish":
+            for event in events:
+                self._sleep(reply.token_delay)
+                self._write_event(event)
+            self._write(b"0\r\n\r\n")
+            return
+        for event in events[: max(2, len(events) // 2)]:  # the role chunk and about half the answer
+            self._sleep(reply.token_delay)
+            self._write_event(event)
+        if reply.fault == "cut":
+            self._write(b"0\r\n\r\n")  # a clean end of the body
+            return
+        self.close_connection = True  # "reset": no terminating chunk, the socket just closes
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     # ------------------------------------------------------------------ gateway (issue 16): moderations
     def _moderations(self, body: dict) -> None:
@@ -622,6 +687,7 @@ class FakeLLM:
         self.embedding_error: tuple | None = None  # (status, message[, type[, code]])
         self.embedding_delay: float = 0.0
         self.hang_seconds: float = 60.0
+        self.required_api_key: str | None = None  # fault mode: other bearer tokens get a 401
         self.requests: list[dict] = []
         self.aborted_count = 0  # responses cut short because the client went away
         self.in_flight = 0  # requests currently being answered
@@ -720,6 +786,7 @@ class FakeLLM:
             self.peak_in_flight = self.in_flight
         self.embedding_error = None
         self.embedding_delay = 0.0
+        self.required_api_key = None
 
     # ------------------------------------------------------------------ inspection
     def chat_requests(self) -> list[dict]:
