@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from tenancy import credentials as provider_credentials
+
 logger = logging.getLogger(__name__)
 
 MAX_INPUTS_PER_REQUEST = 512
@@ -76,15 +78,16 @@ def embed(texts: Sequence[str], *, config: EmbeddingConfig, token_counts: Sequen
 
     litellm.suppress_debug_info = True
     extra = {"dimensions": config.dimensions} if supports_dimensions(config.model) else {}
+    # the request's header credentials, then the project's, over the environment (tenancy/credentials.py)
+    extra = {**provider_credentials.embedding_params(config.model), **extra}
     vectors: list[Vector] = []
     for start, end in _batches(texts, token_counts):
         try:
-            response = litellm.embedding(model=config.model, input=list(texts[start:end]),
-                                         encoding_format="base64", drop_params=True,
-                                         num_retries=0, max_retries=retries,
-                                         timeout=settings.LLM_TIMEOUT_SECONDS, **extra)
+            response = litellm.embedding(**{**extra, "model": config.model, "input": list(texts[start:end]),
+                                            "encoding_format": "base64", "drop_params": True, "num_retries": 0,
+                                            "max_retries": retries, "timeout": settings.LLM_TIMEOUT_SECONDS})
         except Exception as exc:  # every provider failure means "no vectors"
-            raise EmbeddingError(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+            raise EmbeddingError(f"{type(exc).__name__}: {_scrub(str(exc), extra)[:300]}") from exc
         data = sorted(response.data, key=lambda item: _get(item, "index"))
         if len(data) != end - start:
             raise EmbeddingError(f"the provider returned {len(data)} embeddings for {end - start} inputs")
@@ -114,3 +117,11 @@ def _as_vector(value) -> Vector:
 
 def _get(item, key: str):
     return item[key] if isinstance(item, dict) else getattr(item, key)
+
+
+def _scrub(message: str, params: dict) -> str:
+    """A provider may echo the key it refused; the message goes to logs and last_error."""
+    for value in params.values():
+        if isinstance(value, str) and len(value) >= 4:
+            message = message.replace(value, "****")
+    return message
