@@ -8,8 +8,11 @@ targets and parameters; runs always echo the name the client sent.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
+import sys
 import time
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -272,8 +275,9 @@ def uses_responses_api(model: str) -> bool:
 def _stream_responses(target: str, params: dict, request: dict) -> Iterator[TextDelta | ToolCallDelta | Finish]:
     litellm = _litellm()
     kwargs = {**params, **request, "model": target, "num_retries": 0, "max_retries": 0,
-              "timeout": settings.LLM_TIMEOUT_SECONDS}
+              "timeout": settings.LLM_TIMEOUT_SECONDS, "_skip_mcp_handler": True}  # as in _open_stream
     attempt = 0
+    _without_mcp_gateway()
     while True:  # transient failures before the first event are retried, as for chat completions
         try:
             stream = litellm.responses(**kwargs)
@@ -297,13 +301,33 @@ def _stream_responses(target: str, params: dict, request: dict) -> Iterator[Text
                     logger.debug("closing a Responses stream failed", exc_info=True)
 
 
+@functools.cache
+def _without_mcp_gateway() -> None:
+    """LiteLLM 1.106 imports its proxy's MCP gateway on every Responses call, even with _skip_mcp_handler, and
+    that needs the optional ``mcp`` and proxy packages. Where the import fails, a stand-in that declines the
+    gateway (runs never use it) takes the module's place, so the call goes straight to the provider."""
+    name = "litellm.responses.mcp.litellm_proxy_mcp_handler"
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        class Declined:
+            @staticmethod
+            def should_use_litellm_mcp_gateway(*args, **kwargs) -> bool:
+                return False
+
+        stand_in = types.ModuleType(name)
+        stand_in.LiteLLM_Proxy_MCP_Handler = Declined
+        sys.modules[name] = stand_in
+
+
 def _normalize_responses(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
     """Responses events → our deltas. A stream that ends without response.completed/incomplete is an error."""
     field = responses_api.field
     calls: set[int] = set()
     try:
         for event in stream:
-            kind = str(field(event, "type") or "")
+            kind = field(event, "type") or ""
+            kind = str(getattr(kind, "value", kind))  # LiteLLM's events carry an enum
             if kind == "response.output_text.delta":
                 if field(event, "delta"):
                     yield TextDelta(field(event, "delta"))

@@ -115,7 +115,11 @@ def usage_of(response) -> dict:
     usage = field(response, "usage")
     if not usage:
         return {}
-    return {"prompt_tokens": field(usage, "input_tokens") or 0, "completion_tokens": field(usage, "output_tokens") or 0}
+    # the Responses API's names; LiteLLM may hand them over already in chat completions' names
+    prompt = field(usage, "input_tokens", None)
+    completion = field(usage, "output_tokens", None)
+    return {"prompt_tokens": (prompt if prompt is not None else field(usage, "prompt_tokens")) or 0,
+            "completion_tokens": (completion if completion is not None else field(usage, "completion_tokens")) or 0}
 
 
 def arguments_text(value) -> str:
