@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -117,13 +118,27 @@ def stored_params(project_id: int | None, provider: str) -> dict:
     return decrypt(sealed) if sealed else {}
 
 
+# The gateway's per-process cache of stored credentials: (project, provider) → (read at, sealed). A change made
+# elsewhere applies here within STORED_CACHE_SECONDS, as for API keys (assistants_project/api/keycache.py).
+STORED_CACHE_SECONDS = 1.0
+_stored_cache: dict[tuple[int, str], tuple[float, str | None]] = {}
+
+
 async def astored_params(project_id: int | None, provider: str) -> dict:
+    """``stored_params`` for the async gateway, without a database round trip per call."""
     if project_id is None or not provider:
         return {}
     from tenancy.models import ProviderCredential
 
-    sealed = await (ProviderCredential.objects.filter(project_id=project_id, provider=provider)
-                    .values_list("sealed", flat=True).afirst())
+    cached = _stored_cache.get((project_id, provider))
+    if cached is not None and time.monotonic() - cached[0] < STORED_CACHE_SECONDS:
+        sealed = cached[1]
+    else:
+        sealed = await (ProviderCredential.objects.filter(project_id=project_id, provider=provider)
+                        .values_list("sealed", flat=True).afirst())
+        if len(_stored_cache) > 10_000:
+            _stored_cache.clear()
+        _stored_cache[(project_id, provider)] = (time.monotonic(), sealed)
     return decrypt(sealed) if sealed else {}
 
 
