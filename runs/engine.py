@@ -93,9 +93,9 @@ class Turn:
             return
         now = timezone.now()
         value = "".join(self.text)
-        annotations = _annotations(self.run, value) if final else []
+        annotations, parts = _final_content(self.run, value) if final else ([], [])
         message, step = self.message, self.message_step
-        message.content = [{"type": "text", "text": {"value": value, "annotations": annotations}}]
+        message.content = [{"type": "text", "text": {"value": value, "annotations": annotations}}, *parts]
         message_fields = lifecycle.message_enter(
             message, Message.Status.INCOMPLETE if incomplete_reason else Message.Status.COMPLETED, now,
             reason=incomplete_reason)
@@ -129,7 +129,8 @@ class Turn:
         if delta.arguments:
             call["arguments"] += delta.arguments
             events.publish(self.run.public_id, ev.ToolCallDelta(
-                self.tool_step.public_id, position, tools.for_call(call["name"]).type, arguments=delta.arguments))
+                self.tool_step.public_id, position, tools.for_call(call["name"]).type, arguments=delta.arguments,
+                written=call["arguments"]))
 
 
 def _step_create(run: Run, turn: int, kind: str, details: dict) -> RunStep:
@@ -159,13 +160,16 @@ def _resume_point(run: Run) -> int:
     return max((turn for turn, status, _, _ in steps if status != RunStep.Status.IN_PROGRESS), default=0)
 
 
-def _annotations(run: Run, text: str) -> list[dict]:
-    """What the run's recorded tool calls (oldest first, by kind) make of the final message's text."""
+def _final_content(run: Run, text: str) -> tuple[list[dict], list[dict]]:
+    """What the run's recorded tool calls (oldest first, by kind) make of the final message: annotations on its
+    text (file_search: citations) and parts after it (code_interpreter: figures)."""
     calls: dict[str, list[dict]] = {}
     for step in RunStep.objects.filter(run=run, type=RunStep.Type.TOOL_CALLS).order_by("pk"):
         for call in step.step_details["tool_calls"]:
             calls.setdefault(call["type"], []).append(call)
-    return [note for kind, of_kind in calls.items() for note in tools.get(kind).annotations(text, of_kind)]
+    kinds = [(tools.get(kind), of_kind) for kind, of_kind in calls.items()]
+    return ([note for tool, of_kind in kinds for note in tool.annotations(run, text, of_kind)],
+            [part for tool, of_kind in kinds for part in tool.message_parts(run, of_kind)])
 
 
 def run_execute(*, run_id: int, task_id: str) -> None:
@@ -287,6 +291,9 @@ def _after_tool_calls(run: Run, turn: Turn, usage: dict) -> bool:
             pending.append(asked)
     step.step_details = {"type": "tool_calls", "tool_calls": calls}
     step.usage = turn.usage
+    if events.cancel_requested(run.public_id):  # during a call (code_interpreter stops): the step ends cancelled
+        step.save(update_fields=["step_details", "usage"])
+        raise Cancelled
     if pending:
         step.save(update_fields=["step_details", "usage"])
         lifecycle.run_finish(run=run, status=Run.Status.REQUIRES_ACTION, usage=usage,

@@ -74,6 +74,7 @@ class ToolCallDelta:
     call_id: str | None = None
     name: str | None = None
     arguments: str = ""
+    written: str = ""  # all of the call's arguments so far, this piece included
     started: bool = False
     detail: dict | None = None  # what the kind streams while the call executes (``ModelCall.stream``)
 
