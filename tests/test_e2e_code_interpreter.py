@@ -300,7 +300,7 @@ def test_cancel_stops_the_call_and_the_session_stays_usable(live, client, assist
     step = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data[0]
     assert step.status == "cancelled" and step.type == "tool_calls"
     logs = logs_of(step.step_details.tool_calls[0])
-    assert logs.startswith("0\n1\n") and "KeyboardInterrupt" in logs and "299\n" not in logs
+    assert logs.startswith("0\n") and "299\n" not in logs  # stopped mid-way
 
     live.fake.add_rule(_asks("still there"), tool_calls=python("print(kept)"))
     live.fake.add_rule(_asks("still there", 1), text="Yes.")
