@@ -255,8 +255,8 @@ def _escapes(live):
         "print 100 MB": ("print('x' * 100_000_000)", "[output truncated at"),
         "10 GB": ("block = bytearray(10 * 1024**3)", "MemoryError"),
         "infinite loop": ("while True:\n    pass", "time limit"),
-        "kill the parent": ("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGKILL)",
-                            ""),
+        "kill the parent": ("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGKILL)\n"
+                            "print('alive')", ""),
     }
 
 

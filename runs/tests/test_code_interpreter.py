@@ -64,3 +64,8 @@ def test_what_the_model_reads_back_and_what_clients_see():
         {"type": "image_file", "image_file": {"file_id": "file-1"}}]
     quiet = {"id": "c", "type": "code_interpreter", "code_interpreter": {"input": "x = 1", "outputs": []}}
     assert output_for_model(quiet) == "(no output)\n"
+
+
+def test_logs_are_made_storable():
+    # /proc/self/environ has NULs and code can print lone surrogates; Postgres' JSON takes neither
+    assert code_interpreter.storable("a\x00b\ud800c") == "a\\x00b?c"

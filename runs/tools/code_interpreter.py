@@ -226,7 +226,7 @@ class _Outputs:
 
     def on_output(self, output) -> None:
         if output.type == "logs":
-            self.pending += output.logs
+            self.pending += storable(output.logs)
             if time.monotonic() - self.flushed_at >= STREAM_LOGS_EVERY_SECONDS:
                 self.flush()
         elif output.type == "image":
@@ -253,12 +253,19 @@ class _Outputs:
     def finish(self, logs: str) -> list[dict]:
         """The call's final logs (cut at the limit, with the sandbox's notes) complete what was streamed."""
         self.flush()
+        logs = storable(logs)
         if logs.startswith(self.sent_logs):
             if logs[len(self.sent_logs):]:
                 self._logs(logs[len(self.sent_logs):])
         elif self.logs_at is not None:
             self.items[self.logs_at]["logs"] = logs
         return self.items
+
+
+def storable(text: str) -> str:
+    """Text as Postgres stores it in JSON: no NUL characters (printed by code reading /proc, binary files), no lone
+    surrogates."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "replace").decode("utf-8")
 
 
 def _save_image(run, png: bytes, index: int):
@@ -272,7 +279,7 @@ def execute(run, call: ModelCall) -> dict:
     from sandbox import services as sandbox
     from sandbox.backend import SandboxUnavailable
 
-    code = code_from_arguments(call.arguments)
+    code = storable(code_from_arguments(call.arguments))
     thread_id = run.thread.public_id
     files = thread_files(run)
     started: list[bool] = []
