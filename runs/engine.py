@@ -104,7 +104,9 @@ class Turn:
         with transaction.atomic():
             message.save(update_fields=["content", *message_fields])
             step.save(update_fields=[*step_fields, "usage"])
-        events.publish(self.run.public_id, ev.MessageStatus(message), ev.StepStatus(step, tuple(self.run.include)))
+        added = (ev.PartsAdded(message.public_id, 1, tuple(parts)),) if parts else ()
+        events.publish(self.run.public_id, *added, ev.MessageStatus(message),
+                       ev.StepStatus(step, tuple(self.run.include)))
 
     # --- tool calls --------------------------------------------------------------------------------
     def add_call_delta(self, delta: llm.ToolCallDelta) -> None:

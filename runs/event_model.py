@@ -63,6 +63,15 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class PartsAdded:
+    """Whole content parts (an ``image_file``) added to the message after its text, from position ``index`` on."""
+
+    message_id: str
+    index: int
+    parts: tuple
+
+
+@dataclass(frozen=True)
 class ToolCallDelta:
     """A tool call of a tool_calls step as the model writes it: ``started`` once (with the call's id and name),
     then pieces of its ``arguments``; then, while it executes, whatever ``detail`` its kind streams. ``index`` is
@@ -80,4 +89,4 @@ class ToolCallDelta:
 
 
 RunEvent = (ThreadCreated | RunCreated | RunStatus | StepCreated | StepStatus | MessageCreated | MessageStatus
-            | TextDelta | ToolCallDelta)
+            | TextDelta | PartsAdded | ToolCallDelta)

@@ -222,6 +222,34 @@ def test_streaming_shows_the_code_as_written_then_the_logs(live, client, assista
     assert handler.current_run.status == "completed"
 
 
+def test_a_streamed_figure_reaches_on_image_file_done(live, client, assistant):
+    live.fake.add_rule(_asks("stream a plot"), tool_calls=python("import matplotlib.pyplot as plt\nplt.bar([1, 2], "
+                                                                   "[3, 4])\nplt.show()"))
+    live.fake.add_rule(_asks("stream a plot", 1), text="Bars.")
+
+    class Handler(AssistantEventHandler):
+        def __init__(self):
+            super().__init__()
+            self.images, self.outputs, self.texts = [], [], []
+
+        def on_tool_call_delta(self, delta, snapshot):
+            self.outputs += [o.image.file_id for o in delta.code_interpreter.outputs or [] if o.type == "image"]
+
+        def on_text_done(self, text):
+            self.texts.append(text.value)
+
+        def on_image_file_done(self, image_file):
+            self.images.append(image_file.file_id)
+
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "stream a plot"}])
+    handler = Handler()
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id,
+                                         event_handler=handler) as stream:
+        stream.until_done()
+    assert handler.texts == ["Bars."] and len(handler.outputs) == 1 and handler.images == handler.outputs
+    assert client.files.content(handler.images[0]).read().startswith(b"\x89PNG")
+
+
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_node_sdk_streams_code_interpreter(live, client, assistant):
     code = "print(6 * 7)"
