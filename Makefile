@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 
-.PHONY: install run test fuzz-long lint fmt migrations-check worker beat bench stop clean
+.PHONY: install run test test-reliability fuzz-long lint fmt migrations-check worker beat bench stop clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ test: install
 
 fuzz-long: install
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest -q tests/fuzz
+# The reliability suite's long profile (issue 12's figures); `make test` runs its fast profile.
+test-reliability: install
+	RELIABILITY_PROFILE=long $(BIN)/python -m pytest -q tests/reliability
 
 lint: install
 	$(BIN)/ruff check .

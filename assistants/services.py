@@ -169,3 +169,17 @@ def message_modify(*, message: Message, **fields: Any) -> Message:
 
 def message_delete(*, message: Message) -> None:
     message.delete()
+
+
+def vector_store_forget(*, project_id: int, vector_store_id: str) -> int:
+    """Remove a deleted vector store's id from every assistant's and thread's ``file_search`` resources."""
+    changed = 0
+    for model in (Assistant, Thread):
+        rows = model.objects.select_for_update().filter(
+            project_id=project_id, tool_resources__file_search__vector_store_ids__contains=[vector_store_id])
+        for row in rows.order_by("pk"):
+            search = row.tool_resources["file_search"]
+            search["vector_store_ids"] = [i for i in search["vector_store_ids"] if i != vector_store_id]
+            row.save(update_fields=["tool_resources"])
+            changed += 1
+    return changed

@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "runs",
     "retrieval",
     "sandbox",
+    "gateway",
 ]
 
 MIDDLEWARE = [
@@ -247,6 +248,23 @@ EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 1536, minimum=1)
 # New vectors wait at most this long for the HNSW index while files are being ingested (retrieval/vector_index.py).
 VECTOR_INDEX_DEFER_SECONDS = env_seconds("VECTOR_INDEX_DEFER_SECONDS", 30, minimum=0, maximum=3600)
 VECTOR_INDEX_CONCURRENCY = env_int("VECTOR_INDEX_CONCURRENCY", 2, minimum=1)  # indexer tasks at once
+# Ingestion of vector-store files (retrieval/ingestion.py): claimed, heartbeated and swept like runs.
+INGESTION_SWEEP_INTERVAL_SECONDS = env_int("INGESTION_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
+INGESTION_HEARTBEAT_TIMEOUT_SECONDS = env_int("INGESTION_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=3)
+INGESTION_MAX_ATTEMPTS = env_int("INGESTION_MAX_ATTEMPTS", 3, minimum=1)
+INGESTION_TIMEOUT_SECONDS = env_int("INGESTION_TIMEOUT_SECONDS", 900, minimum=10)
+# What one file may cost: an archive's (DOCX/PPTX) inflated size, its XML text, the chunks and tokens embedded.
+INGESTION_MAX_ARCHIVE_BYTES = env_int("INGESTION_MAX_ARCHIVE_BYTES", 256 * 1024 * 1024, minimum=1024)
+INGESTION_MAX_ARCHIVE_XML_BYTES = env_int("INGESTION_MAX_ARCHIVE_XML_BYTES", 32 * 1024 * 1024, minimum=1024)
+INGESTION_MAX_CHUNKS = env_int("INGESTION_MAX_CHUNKS", 10_000, minimum=1)
+INGESTION_MAX_TOKENS = env_int("INGESTION_MAX_TOKENS", 5_000_000, minimum=100)
+
+# --- Gateway (/v1/chat/completions, /v1/embeddings, /v1/models, /v1/moderations) -----------------------
+# LiteLLM model names GET /v1/models lists after the aliases of MODEL_ALIASES_FILE (comma-separated).
+GATEWAY_MODELS = [m.strip() for m in env_str("GATEWAY_MODELS").split(",") if m.strip()]
+# Per-request provider parameters that choose an address (LLM-PARAM-api-base, proxies, file paths, URL values)
+# are refused unless this is on: otherwise any API key holder could make the server call arbitrary URLs.
+PROVIDER_HEADERS_ALLOW_URLS = env_bool("PROVIDER_HEADERS_ALLOW_URLS", False)
 
 # --- Misc -----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -277,6 +295,9 @@ CELERY_BEAT_SCHEDULE = {
     "runs-sweep": {"task": "runs.tasks.runs_sweep", "schedule": float(RUN_SWEEP_INTERVAL_SECONDS)},
     "files-purge-expired": {"task": "files.tasks.file_purge_expired", "schedule": 3600.0},
     "retrieval-expire-vector-stores": {"task": "retrieval.tasks.vector_stores_expire", "schedule": 300.0},
+    # re-sends or fails vector-store files whose worker went silent (retrieval/ingestion.py)
+    "retrieval-sweep-ingestions": {"task": "retrieval.tasks.vector_store_files_sweep",
+                                   "schedule": float(INGESTION_SWEEP_INTERVAL_SECONDS)},
     # the indexer is also sent after each stored file; this is the safety net
     "retrieval-index-pending-vectors": {"task": "retrieval.tasks.chunk_vectors_index_sweep", "schedule": 30.0},
 }

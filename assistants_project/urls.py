@@ -14,6 +14,7 @@ urlpatterns = [
     path("v1/", include("assistants.urls")),
     path("v1/", include("files.urls")),
     path("v1/", include("retrieval.urls")),
+    path("v1/", include("gateway.urls")),
 ]
 
 handler400 = "assistants_project.api.errors.handler400"

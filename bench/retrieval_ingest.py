@@ -289,6 +289,7 @@ def wait_until_indexed(*, inline: bool, timeout: float = 600) -> bool:
 
 def profile_inline(store) -> dict:
     """Ingest every queued file in this process, timing parse+chunk, embed and store separately."""
+    from files import storage
     from retrieval import embeddings, ingestion
     from retrieval.chunking import chunk_pages
     from retrieval.models import VectorStoreFile
@@ -298,7 +299,7 @@ def profile_inline(store) -> dict:
     config = embeddings.current_config()
     for vsf in VectorStoreFile.objects.select_related("file").filter(vector_store=store, status="in_progress"):
         t0 = time.perf_counter()
-        pages = parse_document(ingestion.read_file_bytes(vsf.file), vsf.file.filename, vsf.file.content_type)
+        pages = parse_document(storage.read_bytes(vsf.file.storage_name), vsf.file.filename, vsf.file.content_type)
         static = vsf.chunking_strategy["static"]
         chunks = chunk_pages(pages, max_tokens=static["max_chunk_size_tokens"], overlap=static["chunk_overlap_tokens"])
         t1 = time.perf_counter()

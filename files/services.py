@@ -1,14 +1,12 @@
-"""Writes for files. Bytes go through Django's storage API (local disk or any S3-compatible store)."""
+"""Writes for files. The bytes go through files/storage.py."""
 
 from __future__ import annotations
 
-import logging
 import mimetypes
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
@@ -18,8 +16,6 @@ from files import storage
 from files.models import File
 from files.uploads import too_large_error
 from tenancy.models import Project
-
-logger = logging.getLogger(__name__)
 
 BATCH_DEFAULT_TTL = timedelta(days=30)  # OpenAI: "files with purpose=batch expire after 30 days" by default
 GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
@@ -59,7 +55,7 @@ def file_create(*, project: Project, upload: UploadedFile, purpose: str, expires
     else:
         ttl = BATCH_DEFAULT_TTL if purpose == File.Purpose.BATCH else None
     upload.seek(0)
-    storage_name = default_storage.save(f"{project.public_id}/{public_id}", upload)
+    storage_name = storage.save(project_public_id=project.public_id, file_public_id=public_id, content=upload)
     try:
         with transaction.atomic():
             file = File.objects.create(
@@ -75,7 +71,7 @@ def file_create(*, project: Project, upload: UploadedFile, purpose: str, expires
                 file.expires_at = file.created_at + ttl
                 file.save(update_fields=["expires_at"])
     except BaseException:
-        _delete_stored([storage_name])
+        storage.delete([storage_name])
         raise
     return file
 
@@ -85,7 +81,7 @@ def file_delete(*, file: File) -> None:
     with transaction.atomic():
         name = file.storage_name
         file.delete()
-        transaction.on_commit(lambda: _delete_stored([name]))
+        transaction.on_commit(lambda: storage.delete([name]))
 
 
 def file_purge_expired(*, now=None, batch_size: int = 500) -> int:
@@ -102,15 +98,8 @@ def file_purge_expired(*, now=None, batch_size: int = 500) -> int:
                 return purged
             File.objects.filter(pk__in=[pk for pk, _ in rows]).delete()
             names = [name for _, name in rows]
-            transaction.on_commit(lambda names=names: _delete_stored(names))
+            transaction.on_commit(lambda names=names: storage.delete(names))
         purged += len(rows)
         if len(rows) < batch_size:
             return purged
 
-
-def _delete_stored(names: list[str]) -> None:
-    for name in names:
-        try:
-            default_storage.delete(name)
-        except Exception:  # the row is gone already; an orphan blob is logged, not fatal
-            logger.exception("could not delete stored file %s", name)

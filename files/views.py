@@ -1,5 +1,4 @@
 from asgiref.sync import sync_to_async
-from django.core.files.storage import default_storage
 from django.core.handlers.asgi import ASGIRequest
 from django.http import FileResponse, HttpRequest, StreamingHttpResponse
 from django.utils.http import content_disposition_header
@@ -12,7 +11,7 @@ from assistants_project.api.errors import InvalidRequest
 from assistants_project.api.sanitize import SafeMultiPartParser
 from assistants_project.api.validation import validated
 from assistants_project.api.views import OpenAIViewSet
-from files import selectors, services
+from files import selectors, services, storage
 from files.models import File
 from files.serializers import FileCreateIn, FileListParams, file_out, multipart_fields
 from files.uploads import SizeLimitUploadHandler
@@ -42,20 +41,10 @@ async def _chunks_async(handle):
         await sync_to_async(handle.close, thread_sensitive=False)()
 
 
-def _open_stored(name: str):
-    """A readable handle on the stored bytes. For django-storages' S3 the object body is read as it arrives:
-    its S3File would first download the whole object into a spool that, by default, stays in memory."""
-    handle = default_storage.open(name, "rb")
-    s3_object = getattr(handle, "obj", None)
-    if s3_object is not None and hasattr(s3_object, "get"):
-        return s3_object.get()["Body"]  # botocore StreamingBody: read(n), close()
-    return handle
-
-
 def file_download_response(file: File, request: HttpRequest) -> StreamingHttpResponse:
     """The original bytes, streamed from storage in chunks (an async iterator under ASGI, a sync one
     under WSGI, so neither server buffers the whole file)."""
-    handle = _open_stored(file.storage_name)
+    handle = storage.open_stream(file.storage_name)
     if isinstance(request, ASGIRequest):
         response = StreamingHttpResponse(_chunks_async(handle), content_type=file.content_type)
         response["Content-Disposition"] = content_disposition_header(True, file.filename)

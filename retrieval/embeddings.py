@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from assistants_project import providers
+
 logger = logging.getLogger(__name__)
 
 MAX_INPUTS_PER_REQUEST = 512
@@ -67,24 +69,21 @@ def embed(texts: Sequence[str], *, config: EmbeddingConfig, token_counts: Sequen
           retries: int | None = None) -> list[Vector]:
     """One vector per text, in order. Raises EmbeddingError; never returns a partial answer.
 
-    Retries are the OpenAI client's (backoff, Retry-After): ``retries`` or LLM_NUM_RETRIES, at least 1 because
-    LiteLLM reads ``max_retries=0`` as "use the default (2)". LiteLLM's own retry layer is off."""
-    retries = max(1, settings.LLM_NUM_RETRIES if retries is None else retries)
+    Transient failures are retried by the chat calls' policy (assistants_project.providers.retrying):
+    ``retries`` or LLM_NUM_RETRIES more attempts; LiteLLM's and the OpenAI client's own retries are off."""
     if not texts:
         return []
-    import litellm
-
-    litellm.suppress_debug_info = True
+    litellm = providers.configure_litellm()
+    policy = providers.retrying(providers.is_transient, retries=retries)
     extra = {"dimensions": config.dimensions} if supports_dimensions(config.model) else {}
     vectors: list[Vector] = []
     for start, end in _batches(texts, token_counts):
         try:
-            response = litellm.embedding(model=config.model, input=list(texts[start:end]),
-                                         encoding_format="base64", drop_params=True,
-                                         num_retries=0, max_retries=retries,
-                                         timeout=settings.LLM_TIMEOUT_SECONDS, **extra)
+            response = policy(litellm.embedding, model=config.model, input=list(texts[start:end]),
+                              encoding_format="base64", drop_params=True, num_retries=0, max_retries=0,
+                              timeout=settings.LLM_TIMEOUT_SECONDS, **extra)
         except Exception as exc:  # every provider failure means "no vectors"
-            raise EmbeddingError(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+            raise EmbeddingError(f"{type(exc).__name__}: {providers.scrub(str(exc))[:300]}") from exc
         data = sorted(response.data, key=lambda item: _get(item, "index"))
         if len(data) != end - start:
             raise EmbeddingError(f"the provider returned {len(data)} embeddings for {end - start} inputs")

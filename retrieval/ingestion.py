@@ -1,10 +1,16 @@
 """Ingestion of one vector-store file: read → parse → chunk → embed → store, status driven.
 
-The slow part (parsing, the embeddings call) runs with no transaction open. The result is written in one short
-transaction that locks the file row, checks it is still the same ``in_progress`` generation (compare-and-set),
-replaces the file's chunks (COPY; their vectors go to the pending table, which the indexer task moves into the HNSW
-index afterwards) and marks it ``completed``. So a task delivered twice, a cancelled batch or a
-detached file can never leave duplicate or orphan chunks.
+Lifecycle, like a run's: the task *claims* the file (compare-and-set on ``claimed_by``, counting ``attempts``), a
+heartbeat thread stamps ``heartbeat_at`` while it works (heartbeat.py), and beat's sweeper
+(``vector_store_files_sweep``) re-sends a file nobody is beating for (its worker died, or its task was never
+delivered: the broker was down when it was attached) and fails it once it has used ``INGESTION_MAX_ATTEMPTS``. So a
+file always ends ``completed``, ``failed`` or ``cancelled``.
+
+The slow part (parsing in a child process, the embeddings call) runs with no transaction open. The result is written
+in one short transaction that locks the file row, checks it is still the same claim of the same generation, replaces
+the file's chunks (COPY; their vectors go to the pending table, which the indexer task moves into the HNSW index
+afterwards) and marks it ``completed``. So a task delivered twice, an attempt that lost its claim, a cancelled batch
+or a detached file can never leave duplicate or orphan chunks.
 """
 
 from __future__ import annotations
@@ -12,24 +18,29 @@ from __future__ import annotations
 import logging
 import struct
 import sys
+import uuid
 from array import array
 from dataclasses import dataclass
+from datetime import timedelta
 
-from django.core.files.storage import default_storage
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
-from retrieval import embeddings, vector_index
-from retrieval.chunking import chunk_pages
+from files import storage
+from retrieval import embeddings, heartbeat, vector_index
+from retrieval.extract import ExtractCrashed, Limits, extract_chunks, release_memory
 from retrieval.models import Chunk, VectorStoreFile
-from retrieval.parsing import INVALID_FILE, ParseError, parse_document
+from retrieval.parsing import ParseError
 
 logger = logging.getLogger(__name__)
 
+TRIM_AFTER_BYTES = 256 * 1024  # malloc_trim walks the heap: worth it after a big file, not after every small one
 CHUNKER_VERSION = 1  # bump when parsing/chunking changes in a way that should re-chunk stored files
-MAX_FILE_CHARS = 20_000_000  # ~5M tokens: larger files fail with invalid_file instead of exhausting memory
 Status = VectorStoreFile.Status
 
 
@@ -44,20 +55,20 @@ class Prepared:
         return sum(len(c.text.encode()) for c in self.chunks)
 
 
-def read_file_bytes(file) -> bytes:
-    with default_storage.open(file.storage_name, "rb") as handle:
-        return handle.read()
+def limits() -> Limits:
+    return Limits(max_archive_bytes=settings.INGESTION_MAX_ARCHIVE_BYTES,
+                  max_archive_xml_bytes=settings.INGESTION_MAX_ARCHIVE_XML_BYTES,
+                  max_chunks=settings.INGESTION_MAX_CHUNKS, max_tokens=settings.INGESTION_MAX_TOKENS)
 
 
 def prepare(vsf: VectorStoreFile, *, config: embeddings.EmbeddingConfig | None) -> Prepared:
-    """Parse, chunk and embed. Raises ParseError for unusable files; embedding failures degrade to keyword-only."""
-    pages = parse_document(read_file_bytes(vsf.file), vsf.file.filename, vsf.file.content_type)
-    if sum(len(p.text) for p in pages) > MAX_FILE_CHARS:
-        raise ParseError(INVALID_FILE, f"The file has more than {MAX_FILE_CHARS:,} characters of text.")
+    """Parse, chunk and embed. Raises ParseError for unusable files (or over a limit), ExtractCrashed if parsing
+    died or ran out of time, OSError if the bytes cannot be read; embedding failures degrade to keyword-only."""
     static = vsf.chunking_strategy["static"]
-    chunks = chunk_pages(pages, max_tokens=static["max_chunk_size_tokens"], overlap=static["chunk_overlap_tokens"])
-    if not chunks:
-        raise ParseError(INVALID_FILE, "No text could be extracted from the file.")
+    chunks = extract_chunks(storage.read_bytes(vsf.file.storage_name), vsf.file.filename, vsf.file.content_type,
+                            max_chunk_tokens=static["max_chunk_size_tokens"],
+                            overlap_tokens=static["chunk_overlap_tokens"], limits=limits(),
+                            timeout=settings.INGESTION_TIMEOUT_SECONDS)
     vectors = None
     if config is not None:
         try:
@@ -68,27 +79,101 @@ def prepare(vsf: VectorStoreFile, *, config: embeddings.EmbeddingConfig | None) 
     return Prepared(chunks=chunks, vectors=vectors, config=config if vectors is not None else None)
 
 
-def vector_store_file_ingest(*, vsf_id: int) -> str:
+def vector_store_file_claim(*, vsf_id: int, token: str) -> VectorStoreFile | None:
+    """The task's entry: take an in-progress file nobody holds (or whose holder went silent, or that this very
+    task held before a redelivery), counting the attempt. None: not ours (done, held by a live worker, or out of
+    attempts, which the sweeper then fails)."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.INGESTION_HEARTBEAT_TIMEOUT_SECONDS)
+    won = (VectorStoreFile.objects
+           .filter(pk=vsf_id, status=Status.IN_PROGRESS, attempts__lt=settings.INGESTION_MAX_ATTEMPTS)
+           .filter(Q(claimed_by__isnull=True) | Q(claimed_by=token) | Q(heartbeat_at__lt=stale))
+           .update(claimed_by=token, heartbeat_at=now, attempts=F("attempts") + 1))
+    if not won:
+        return None
+    return VectorStoreFile.objects.select_related("file").filter(pk=vsf_id, claimed_by=token).first()
+
+
+def vector_store_file_ingest(*, vsf_id: int, task_id: str | None = None) -> str:
     """Process a queued file. Returns the outcome: completed, failed or skipped (not ours any more)."""
-    vsf = VectorStoreFile.objects.select_related("file").filter(pk=vsf_id, status=Status.IN_PROGRESS).first()
+    token = task_id or uuid.uuid4().hex
+    vsf = vector_store_file_claim(vsf_id=vsf_id, token=token)
     if vsf is None:
         return "skipped"
     try:
-        prepared = prepare(vsf, config=embeddings.current_config())
-    except ParseError as exc:
-        return "failed" if _fail(vsf, code=exc.code, message=exc.message) else "skipped"
-    except OSError as exc:
-        logger.warning("Reading %s failed: %s", vsf.file.storage_name, exc)
-        return ("failed" if _fail(vsf, code="server_error", message="The file's content could not be read.")
-                else "skipped")
-    return "completed" if _store(vsf, prepared, expect=Status.IN_PROGRESS) else "skipped"
+        with heartbeat.beating(token, timeout=settings.INGESTION_TIMEOUT_SECONDS):
+            try:
+                prepared = prepare(vsf, config=embeddings.current_config())
+            except ParseError as exc:
+                return "failed" if _fail(vsf, code=exc.code, message=exc.message) else "skipped"
+            except ExtractCrashed as exc:
+                logger.warning("Parsing %s failed: %s", vsf.file_id, exc)
+                return ("failed" if _fail(vsf, code="invalid_file", message=f"The file could not be processed: {exc}.")
+                        else "skipped")
+            except OSError as exc:
+                logger.warning("Reading %s failed: %s", vsf.file.storage_name, exc)
+                return ("failed" if _fail(vsf, code="server_error", message="The file's content could not be read.")
+                        else "skipped")
+            return "completed" if _store(vsf, prepared, expect=Status.IN_PROGRESS) else "skipped"
+    finally:
+        if vsf.file.bytes >= TRIM_AFTER_BYTES:
+            release_memory()  # a big file's chunks and vectors are freed now: give their pages back
 
 
-def vector_store_file_fail(*, vsf_id: int, message: str = "An internal error occurred while processing the file.",
+def vector_store_file_fail(*, vsf_id: int, task_id: str | None = None,
+                           message: str = "An internal error occurred while processing the file.",
                            code: str = "server_error") -> bool:
-    """Give up on a file (the task's failure hook, after its retries)."""
-    return bool(VectorStoreFile.objects.filter(pk=vsf_id, status=Status.IN_PROGRESS).update(
-        status=Status.FAILED, last_error={"code": code, "message": message}))
+    """Give up on a file (the task's failure hook, after its retries), unless another task holds it now."""
+    return bool(VectorStoreFile.objects.filter(pk=vsf_id, status=Status.IN_PROGRESS)
+                .filter(Q(claimed_by__isnull=True) | Q(claimed_by=task_id))
+                .update(status=Status.FAILED, claimed_by=None, last_error={"code": code, "message": message}))
+
+
+def vector_store_files_sweep() -> dict:
+    """Beat: every in-progress file nobody has beaten for INGESTION_HEARTBEAT_TIMEOUT_SECONDS (its worker died, its
+    attempt ran past INGESTION_TIMEOUT_SECONDS, or its task was lost) is sent again, released from its old
+    claim, or failed once it has used its attempts."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.INGESTION_HEARTBEAT_TIMEOUT_SECONDS)
+    silent = Q(status=Status.IN_PROGRESS) & (Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
+    counts = {"resent": 0, "failed": 0}
+    while True:
+        with transaction.atomic():
+            rows = list(VectorStoreFile.objects.select_for_update(skip_locked=True).filter(silent)
+                        .order_by("pk").values_list("pk", "attempts")[:500])
+            spent = [pk for pk, attempts in rows if attempts >= settings.INGESTION_MAX_ATTEMPTS]
+            again = [pk for pk, attempts in rows if attempts < settings.INGESTION_MAX_ATTEMPTS]
+            if spent:
+                counts["failed"] += VectorStoreFile.objects.filter(pk__in=spent).update(
+                    status=Status.FAILED, claimed_by=None, last_error={
+                        "code": "server_error",
+                        "message": "The worker processing this file stopped unexpectedly, and so did its retries."})
+                logger.warning("ingestion gave up on %d file(s) after %d attempts", len(spent),
+                               settings.INGESTION_MAX_ATTEMPTS)
+            if again:
+                counts["resent"] += VectorStoreFile.objects.filter(pk__in=again).update(claimed_by=None,
+                                                                                        heartbeat_at=now)
+                logger.warning("ingestion of %d file(s) went silent; sending them again", len(again))
+                enqueue_on_commit(again)
+        if len(rows) < 500:
+            return counts
+
+
+def enqueue_on_commit(vsf_ids: list[int]) -> None:
+    """Send the files' tasks once the transaction commits. A broker that is down loses nothing: the rows are
+    committed with a fresh ``heartbeat_at`` and the sweeper sends them when that goes stale."""
+    from retrieval.tasks import vector_store_file_ingest as ingest_task
+
+    def send() -> None:
+        for vsf_id in vsf_ids:
+            try:
+                ingest_task.delay(vsf_id)
+            except Exception:
+                logger.exception("could not send the ingestion of %d file(s); the sweeper will", len(vsf_ids))
+                return  # the broker is down: the rest would wait out the same retries
+
+    if vsf_ids:
+        transaction.on_commit(send)
 
 
 def vector_store_file_reindex(*, vsf_id: int, config: embeddings.EmbeddingConfig | None) -> str:
@@ -99,7 +184,7 @@ def vector_store_file_reindex(*, vsf_id: int, config: embeddings.EmbeddingConfig
         return "skipped"
     try:
         prepared = prepare(vsf, config=config)
-    except (ParseError, OSError) as exc:
+    except (ParseError, ExtractCrashed, OSError) as exc:
         logger.warning("Reindexing %s failed; keeping its chunks: %s", vsf.file_id, exc)
         return "failed"
     if config is not None and prepared.vectors is None:
@@ -107,22 +192,27 @@ def vector_store_file_reindex(*, vsf_id: int, config: embeddings.EmbeddingConfig
     return "completed" if _store(vsf, prepared, expect=Status.COMPLETED) else "skipped"
 
 
+def _ours(vsf: VectorStoreFile, *, status: str):
+    """The file row still as this attempt claimed it (same status, generation and claim)."""
+    return VectorStoreFile.objects.filter(pk=vsf.pk, status=status, generation=vsf.generation,
+                                          claimed_by=vsf.claimed_by)
+
+
 def _fail(vsf: VectorStoreFile, *, code: str, message: str) -> bool:
-    return bool(VectorStoreFile.objects.filter(pk=vsf.pk, status=Status.IN_PROGRESS, generation=vsf.generation)
-                .update(status=Status.FAILED, last_error={"code": code, "message": message}))
+    return bool(_ours(vsf, status=Status.IN_PROGRESS).update(status=Status.FAILED, claimed_by=None,
+                                                           last_error={"code": code, "message": message}))
 
 
 def _store(vsf: VectorStoreFile, prepared: Prepared, *, expect: str) -> bool:
     with transaction.atomic():
-        locked = (VectorStoreFile.objects.select_for_update()
-                  .filter(pk=vsf.pk, status=expect, generation=vsf.generation).first())
+        locked = _ours(vsf, status=expect).select_for_update().first()
         if locked is None:
-            return False  # cancelled, detached or re-queued meanwhile: drop this result
+            return False  # cancelled, detached, re-queued or taken over meanwhile: drop this result
         Chunk.objects.filter(vector_store_file_id=vsf.pk).delete()
         _copy_chunks(vsf, prepared)
         config = prepared.config
         VectorStoreFile.objects.filter(pk=vsf.pk).update(
-            status=Status.COMPLETED, last_error=None, usage_bytes=prepared.usage_bytes,
+            status=Status.COMPLETED, last_error=None, claimed_by=None, usage_bytes=prepared.usage_bytes,
             chunk_count=len(prepared.chunks), keyword_only=config is None,
             embedding_model=config.model if config else "", embedding_dimensions=config.dimensions if config else None,
             chunker_version=CHUNKER_VERSION)

@@ -79,6 +79,12 @@ class VectorStoreFile(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped whenever the file is (re)queued: a stale ingestion can never overwrite a newer one.
     generation = models.PositiveIntegerField(default=0)
+    # The ingestion lifecycle (ingestion.py): the worker that claimed the file, its last heartbeat (or when the
+    # file was last sent to the queue, while nobody holds it) and how many claims it took. The sweeper re-sends a
+    # silent file (bounded by INGESTION_MAX_ATTEMPTS), then fails it.
+    claimed_by = models.CharField(max_length=64, null=True)
+    heartbeat_at = models.DateTimeField(null=True, db_default=Now())
+    attempts = models.PositiveSmallIntegerField(default=0)
     # How the stored chunks were made (what reindex compares against the configuration).
     chunk_count = models.PositiveIntegerField(default=0)
     keyword_only = models.BooleanField(default=False)  # no embeddings: found by full-text search only

@@ -533,14 +533,32 @@ def _short(exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_document(data: bytes, filename: str, content_type: str | None = None) -> list[Page]:
+def _check_archive(data: bytes, *, max_bytes: int | None, max_xml_bytes: int | None) -> None:
+    """Refuse an OOXML file whose parts inflate past the limits before any parser inflates them (the sizes are the
+    zip's declared ones; zipfile never inflates a part past its declared size)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+    except Exception as exc:
+        raise ParseError(INVALID_FILE, f"The file is not a valid archive: {_short(exc)}") from None
+    total = sum(i.file_size for i in infos)
+    xml = sum(i.file_size for i in infos if i.filename.lower().endswith((".xml", ".rels")))
+    if max_xml_bytes is not None and xml > max_xml_bytes:
+        raise ParseError(INVALID_FILE, f"The file's XML inflates to {xml:,} bytes; the limit is {max_xml_bytes:,}.")
+    if max_bytes is not None and total > max_bytes:
+        raise ParseError(INVALID_FILE, f"The file inflates to {total:,} bytes; the limit is {max_bytes:,}.")
+
+
+def parse_document(data: bytes, filename: str, content_type: str | None = None, *,
+                   max_archive_bytes: int | None = None, max_archive_xml_bytes: int | None = None) -> list[Page]:
     """Extract text from an uploaded file.
 
     Returns a non-empty list of :class:`Page`.  PDF and PPTX produce one page per PDF
     page / slide (1-based ``page``; pages without text are skipped); every other format
     produces a single page with ``page=None``.
 
-    Raises :class:`ParseError` (``unsupported_file`` or ``invalid_file``) on any failure.
+    Raises :class:`ParseError` (``unsupported_file`` or ``invalid_file``) on any failure, and for a DOCX/PPTX
+    whose parts inflate past ``max_archive_bytes`` (all) or ``max_archive_xml_bytes`` (XML) before parsing it.
     """
     if data is None or len(data) == 0:
         raise ParseError(INVALID_FILE, "The file is empty.")
@@ -553,6 +571,8 @@ def parse_document(data: bytes, filename: str, content_type: str | None = None) 
             raise ParseError(UNSUPPORTED_FILE, f"Files of type '{ext}' are not supported for retrieval.")
         raise ParseError(UNSUPPORTED_FILE, "This file type is not supported for retrieval.")
 
+    if kind in ("docx", "pptx"):
+        _check_archive(data, max_bytes=max_archive_bytes, max_xml_bytes=max_archive_xml_bytes)
     if kind == "pdf":
         pages = _parse_pdf(data)
     elif kind == "pptx":

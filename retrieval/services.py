@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from assistants_project.api.errors import InvalidRequest, NotFoundError
 from retrieval.chunking import ChunkingStrategyError, normalize_chunking_strategy
+from retrieval.ingestion import enqueue_on_commit
 from retrieval.models import Chunk, FileBatch, VectorStore, VectorStoreFile
 from tenancy.models import Project
 
@@ -25,17 +26,6 @@ def chunking_strategy_resolve(strategy: dict | None, *, param_prefix: str = "") 
         return normalize_chunking_strategy(strategy)
     except ChunkingStrategyError as exc:
         raise InvalidRequest(exc.message, param=param_prefix + exc.param) from None
-
-
-def _enqueue(vsf_ids: list[int]) -> None:
-    from retrieval.tasks import vector_store_file_ingest as ingest_task
-
-    def send() -> None:
-        for vsf_id in vsf_ids:
-            ingest_task.delay(vsf_id)
-
-    if vsf_ids:
-        transaction.on_commit(send)
 
 
 def _files_resolve(*, project: Project, file_ids: list[str], param: str) -> dict:
@@ -148,14 +138,16 @@ def _attach(*, store: VectorStore, items: list[tuple], batch: FileBatch | None =
         else:  # re-ingest: its old chunks go now, so an in-progress file is never searchable
             vsf.status, vsf.last_error, vsf.batch = VectorStoreFile.Status.IN_PROGRESS, None, batch
             vsf.chunking_strategy, vsf.attributes, vsf.generation = strategy, attributes or {}, vsf.generation + 1
-            vsf.chunk_count = vsf.usage_bytes = 0
+            vsf.chunk_count = vsf.usage_bytes = vsf.attempts = 0
+            vsf.claimed_by, vsf.heartbeat_at = None, timezone.now()  # a running attempt loses its claim
             vsf.save(update_fields=["status", "last_error", "batch", "chunking_strategy", "attributes",
-                                    "generation", "chunk_count", "usage_bytes"])
+                                    "generation", "chunk_count", "usage_bytes", "attempts", "claimed_by",
+                                    "heartbeat_at"])
             Chunk.objects.filter(vector_store_file=vsf).delete()
         vsf.file = file
         rows.append(vsf)
     VectorStoreFile.objects.bulk_create(new, batch_size=500)
-    _enqueue([v.pk for v in rows])
+    enqueue_on_commit([v.pk for v in rows])
     return rows
 
 
@@ -182,16 +174,6 @@ def vector_store_file_delete(*, vector_store_file: VectorStoreFile) -> None:
         locked = VectorStoreFile.objects.select_for_update().filter(pk=vector_store_file.pk).first()
         if locked is not None:
             locked.delete()
-
-
-def file_detach_everywhere(*, file) -> int:
-    """Remove a File from every vector store (the files app calls this before deleting a File; the FK cascade
-    would do it too, but this takes the row locks first so a finishing ingestion cannot race the delete)."""
-    with transaction.atomic():
-        pks = list(VectorStoreFile.objects.select_for_update().filter(file=file).order_by("pk")
-                   .values_list("pk", flat=True))
-        VectorStoreFile.objects.filter(pk__in=pks).delete()
-    return len(pks)
 
 
 # --- file batches ---------------------------------------------------------------------------------
@@ -222,7 +204,7 @@ def file_batch_cancel(*, batch: FileBatch) -> FileBatch:
     """Pending files become ``cancelled`` (compare-and-set: one that just completed stays completed)."""
     with transaction.atomic():
         cancelled = VectorStoreFile.objects.filter(batch=batch, status=VectorStoreFile.Status.IN_PROGRESS).update(
-            status=VectorStoreFile.Status.CANCELLED)
+            status=VectorStoreFile.Status.CANCELLED, claimed_by=None)
         if cancelled and batch.cancelled_at is None:
             batch.cancelled_at = timezone.now()
             FileBatch.objects.filter(pk=batch.pk).update(cancelled_at=batch.cancelled_at)

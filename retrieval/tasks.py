@@ -10,15 +10,22 @@ def _ingest_failed(self, exc, task_id, args, kwargs, einfo) -> None:
     """After the last retry (or an unexpected error): the file ends ``failed``, never stuck ``in_progress``."""
     from retrieval.ingestion import vector_store_file_fail
 
-    vector_store_file_fail(vsf_id=args[0])
+    vector_store_file_fail(vsf_id=args[0], task_id=task_id)
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=2,
+@shared_task(bind=True, acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=2,
              retry_backoff_max=60, max_retries=5, on_failure=_ingest_failed)
-def vector_store_file_ingest(vsf_id: int) -> str:
+def vector_store_file_ingest(self, vsf_id: int) -> str:
     from retrieval.ingestion import vector_store_file_ingest as ingest
 
-    return ingest(vsf_id=vsf_id)
+    return ingest(vsf_id=vsf_id, task_id=self.request.id)
+
+
+@shared_task
+def vector_store_files_sweep() -> dict:
+    from retrieval.ingestion import vector_store_files_sweep as sweep
+
+    return sweep()
 
 
 @shared_task

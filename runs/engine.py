@@ -53,14 +53,47 @@ class Turn:
     calls: dict[int, dict] = field(default_factory=dict)  # model's index → our call
     finish: str = "stop"
     usage: dict = field(default_factory=lambda: dict(ZERO_USAGE))
+    # After a crash: text of ``message`` the stream already carries (the crashed attempt's), not yet re-produced
+    replay: str = ""
 
     # --- the message -------------------------------------------------------------------------------
     def add_text(self, piece: str) -> None:
+        if self.replay:
+            piece = self._skip_replayed(piece)
+            if not piece:
+                return
         if self.message is None:
             self._open_message(piece)
             return
         self.text.append(piece)
         events.publish(self.run.public_id, ev.TextDelta(self.message.public_id, piece))
+
+    def _skip_replayed(self, piece: str) -> str:
+        """Continue the crashed attempt's message rather than restart it, so a stream consumer (the SDKs'
+        ``text_deltas``) does not get its text twice: text this attempt re-produces is not streamed again."""
+        n = min(len(piece), len(self.replay))
+        if piece[:n] == self.replay[:n]:
+            self.text.append(piece[:n])
+            self.replay = self.replay[n:]
+            return piece[n:]
+        return self._diverged() + piece
+
+    def _diverged(self) -> str:
+        """This attempt's text differs from what the crashed one streamed: the stream closes that message as it
+        was shown (incomplete, its step failed) and the rows go, as for any redone turn; this attempt's text
+        (returned) goes to a new message."""
+        mine, now = "".join(self.text), timezone.now()
+        message, step = self.message, self.message_step
+        message.content = [{"type": "text", "text": {"value": mine + self.replay, "annotations": []}}]
+        lifecycle.message_enter(message, Message.Status.INCOMPLETE, now, reason="run_failed")
+        lifecycle.step_enter(step, RunStep.Status.FAILED, now)
+        events.publish(self.run.public_id, ev.MessageStatus(message), ev.StepStatus(step, tuple(self.run.include)))
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).delete()
+            RunStep.objects.filter(pk=step.pk).delete()
+        self.message = self.message_step = None
+        self.text, self.replay = [], ""
+        return mine
 
     def _open_message(self, first_piece: str) -> None:
         """The turn's first text. Its events (ids and timestamps made here) go out with the first delta in one
@@ -89,6 +122,10 @@ class Turn:
                       step_status: str = RunStep.Status.COMPLETED, final: bool = False) -> None:
         """``final``: the run's answer, which carries what its tool calls make of the text (file_search:
         citations)."""
+        if self.replay:  # ended before re-producing all the crashed attempt streamed
+            mine = self._diverged()
+            if mine:
+                self._open_message(mine)
         if self.message is None or self.message.status != Message.Status.IN_PROGRESS:
             return
         now = timezone.now()
@@ -148,18 +185,30 @@ def _check_cancel(run: Run) -> None:
         raise Cancelled
 
 
-def _resume_point(run: Run) -> int:
-    """The number of the last finished turn. After a crash the interrupted turn is redone from scratch, so
-    its half-written rows (an open step and its message) are dropped first."""
-    steps = list(RunStep.objects.filter(run=run).values_list("turn", "status", "type", "step_details"))
-    unfinished = [s for s in steps if s[1] == RunStep.Status.IN_PROGRESS]
+def _resume_point(run: Run) -> tuple[int, Turn | None]:
+    """The number of the last finished turn, and the turn to redo. After a crash the interrupted turn is redone
+    from scratch, so its half-written rows (an open tool step) are dropped first; its open message is kept and
+    continued (``Turn.replay``) when the event stream tells what of it was streamed, else dropped too."""
+    steps = list(RunStep.objects.filter(run=run).values_list("pk", "turn", "status", "type", "step_details"))
+    done = max((turn for _, turn, status, _, _ in steps if status != RunStep.Status.IN_PROGRESS), default=0)
+    unfinished = [s for s in steps if s[2] == RunStep.Status.IN_PROGRESS]
+    carry = None
+    for pk, _, _, kind, details in unfinished:
+        if kind == RunStep.Type.MESSAGE_CREATION and carry is None:
+            message_id = details["message_creation"]["message_id"]
+            streamed = events.streamed_text(run.public_id, message_id)
+            message = Message.objects.filter(thread=run.thread, public_id=message_id).first()
+            if streamed and message is not None:  # "": the stream lost it (Redis restarted): start afresh
+                carry = Turn(run=run, number=done + 1, message=message, message_step=RunStep.objects.get(pk=pk),
+                             replay=streamed)
     if unfinished:
         with transaction.atomic():
-            message_ids = [details["message_creation"]["message_id"] for _, _, kind, details in unfinished
-                           if kind == RunStep.Type.MESSAGE_CREATION]
+            keep = [carry.message_step.pk] if carry else []
+            message_ids = [details["message_creation"]["message_id"] for pk, _, _, kind, details in unfinished
+                           if kind == RunStep.Type.MESSAGE_CREATION and pk not in keep]
             Message.objects.filter(thread=run.thread, public_id__in=message_ids).delete()
-            RunStep.objects.filter(run=run, status=RunStep.Status.IN_PROGRESS).delete()
-    return max((turn for turn, status, _, _ in steps if status != RunStep.Status.IN_PROGRESS), default=0)
+            RunStep.objects.filter(run=run, status=RunStep.Status.IN_PROGRESS).exclude(pk__in=keep).delete()
+    return done, carry
 
 
 def _final_content(run: Run, text: str) -> tuple[list[dict], list[dict]]:
@@ -181,6 +230,9 @@ def run_execute(*, run_id: int, task_id: str) -> None:
     with heartbeat.beating(run.pk):
         try:
             _execute(run)
+            # A cancel that came while the run finished made the finishing write lose its compare-and-set:
+            # end the cancellation now rather than leave the run cancelling until the sweeper (a no-op otherwise).
+            lifecycle.run_finish_cancel(run_id=run.pk)
         except Cancelled:
             lifecycle.run_finish_cancel(run_id=run.pk)
         except PromptTooLong:
@@ -195,7 +247,7 @@ def run_execute(*, run_id: int, task_id: str) -> None:
 
 def _execute(run: Run) -> None:
     # the claim that first starts a run stamps started_at and heartbeat_at alike: nothing to resume yet
-    done = 0 if run.started_at == run.heartbeat_at else _resume_point(run)
+    done, carry = (0, None) if run.started_at == run.heartbeat_at else _resume_point(run)
     usage = run.usage or dict(ZERO_USAGE)
     for number in range(done + 1, done + 1 + settings.RUN_MAX_STEPS + 1):
         if number > settings.RUN_MAX_STEPS:
@@ -212,7 +264,7 @@ def _execute(run: Run) -> None:
                 lifecycle.run_finish(run=run, status=Run.Status.INCOMPLETE, usage=usage,
                                     incomplete_details={"reason": "max_completion_tokens"})
                 return
-        turn = _model_turn(run, number, budget)
+        turn = _model_turn(run, number, budget, carry if number == done + 1 else None)
         usage = _add(usage, turn.usage)
         Run.objects.filter(pk=run.pk).update(usage=usage)
         if turn.finish == "length" and not turn.calls:
@@ -229,9 +281,9 @@ def _execute(run: Run) -> None:
             return
 
 
-def _model_turn(run: Run, number: int, max_tokens: int | None) -> Turn:
+def _model_turn(run: Run, number: int, max_tokens: int | None, carry: Turn | None = None) -> Turn:
     prompt = build_prompt(run, first_turn=number == 1)
-    turn = Turn(run=run, number=number)
+    turn = carry or Turn(run=run, number=number)
     stream = llm.stream_chat(
         model=run.model, messages=prompt.messages, tools=prompt.tools, tool_choice=prompt.tool_choice,
         parallel_tool_calls=run.parallel_tool_calls, response_format=_response_format(run),

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from assistants_project.redis import redis_client
 from runs.event_model import RunEvent
-from runs.renderers.assistants import TERMINAL_RUN_EVENTS, render
+from runs.renderers.assistants import MESSAGE_DELTA, TERMINAL_RUN_EVENTS, render
 
 logger = logging.getLogger(__name__)
 
@@ -101,3 +101,20 @@ def cancel_requested(run_public_id: str) -> bool:
         return bool(redis_client().exists(cancel_key(run_public_id)))
     except Exception:
         return False
+
+
+def streamed_text(run_public_id: str, message_id: str) -> str | None:
+    """The text of ``message_id`` that its deltas in the run's stream carry (None: the stream is unreadable), so a
+    recovered attempt can continue a crashed one's message instead of streaming it twice."""
+    try:
+        entries = redis_client().xrange(stream_key(run_public_id))
+    except Exception:
+        logger.exception("could not read the stream of %s", run_public_id)
+        return None
+    text = []
+    for _, fields in entries:
+        if fields[b"event"] == MESSAGE_DELTA.encode():
+            data = json.loads(fields[b"data"])
+            if data["id"] == message_id:
+                text += [part["text"].get("value") or "" for part in data["delta"]["content"] if part.get("text")]
+    return "".join(text)

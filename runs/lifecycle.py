@@ -8,6 +8,7 @@ sender (``register_sender``), so nothing here imports the engine."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 import zlib
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from assistants_project import rows
 from runs import event_model as ev
 from runs import events
 from runs.models import Run, RunStep
+
+logger = logging.getLogger(__name__)
 
 S = Run.Status
 
@@ -42,7 +45,8 @@ RUN = {
     S.INCOMPLETE: Entry((S.IN_PROGRESS,), clears=("expires_at",)),
     S.FAILED: Entry((S.QUEUED, S.IN_PROGRESS, S.REQUIRES_ACTION), stamp="failed_at",
                     clears=("required_action", "expires_at")),
-    S.EXPIRED: Entry((S.QUEUED, S.REQUIRES_ACTION), clears=("required_action",)),
+    # only a paused run expires: one that got its tool outputs is queued again and must not expire then
+    S.EXPIRED: Entry((S.REQUIRES_ACTION,), clears=("required_action",)),
 }
 STEP_STAMPS = {RunStep.Status.COMPLETED: "completed_at", RunStep.Status.CANCELLED: "cancelled_at",
                RunStep.Status.FAILED: "failed_at", RunStep.Status.EXPIRED: "expired_at"}
@@ -101,7 +105,14 @@ def enqueue(run: Run, *, task_id: str | None = None) -> None:
         task_id = str(uuid.uuid4())
         Run.objects.filter(pk=run.pk).update(claimed_by=task_id)
         run.claimed_by = task_id
-    transaction.on_commit(lambda: send(run.pk, task_id))
+
+    def send_or_leave_to_sweeper() -> None:
+        try:
+            send(run.pk, task_id)
+        except Exception:  # the broker is down: what was committed stands; the sweeper sends silent queued runs
+            logger.exception("could not enqueue run %s; the sweeper will send it again", run.pk)
+
+    transaction.on_commit(send_or_leave_to_sweeper)
 
 
 # Advisory-lock namespace: "a transaction is creating the run this task is for" (the second key is the task id's

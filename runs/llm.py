@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+
+from assistants_project import providers
+from assistants_project.providers import scrub
+from runs import heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,13 @@ def resolve(model: str) -> tuple[str, dict]:
     return params.pop("model", model), params
 
 
+# --- gateway (issue 16): the public names for GET /v1/models --------------------------------------
+def alias_names() -> list[str]:
+    """The public model names MODEL_ALIASES_FILE defines, in file order."""
+    return list(_aliases())
+# --- end gateway ----------------------------------------------------------------------------------
+
+
 def check_model(model: str) -> str | None:
     """None when LiteLLM can route ``model``; otherwise why not."""
     import litellm
@@ -109,22 +119,24 @@ def count_tokens(model: str, messages: list[dict], tools: list[dict] | None = No
 
 
 def _classify(exc: Exception) -> ModelError:
+    """A LiteLLM/provider exception as a run error. Codes (OpenAI's run ``last_error.code`` has only three):
+    rate_limit_exceeded for 429s; invalid_prompt where the request itself is refused (context window, content
+    policy, bad request, unknown model); server_error for everything else, including a provider that rejects
+    this server's credentials (a setup problem the user cannot fix by changing the prompt; not retried)."""
     import litellm
 
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    message = message.splitlines()[0][:500]
+    message = scrub(message.splitlines()[0])[:500]
+    if providers.is_credential_error(exc):
+        return ModelError("server_error", "The model provider rejected the credentials this server is configured "
+                                          f"with (check its provider API key): {message}")
     if isinstance(exc, litellm.RateLimitError):
         return ModelError("rate_limit_exceeded", message, transient=True)
     if isinstance(exc, litellm.ContextWindowExceededError | litellm.ContentPolicyViolationError):
         return ModelError("invalid_prompt", message)
-    if isinstance(exc, litellm.BadRequestError | litellm.NotFoundError | litellm.AuthenticationError
-                  | litellm.PermissionDeniedError | litellm.UnprocessableEntityError):
+    if isinstance(exc, litellm.BadRequestError | litellm.NotFoundError | litellm.UnprocessableEntityError):
         return ModelError("invalid_prompt", message)
-    if isinstance(exc, litellm.Timeout | litellm.APIConnectionError | litellm.InternalServerError
-                  | litellm.ServiceUnavailableError):
-        return ModelError("server_error", message, transient=True)
-    status = getattr(exc, "status_code", None)
-    if isinstance(exc, litellm.APIError) and status and status >= 500:
+    if providers.is_transient(exc):
         return ModelError("server_error", message, transient=True)
     return ModelError("server_error", message)  # not a provider hiccup (a bug, a bad setup): no retry
 
@@ -135,8 +147,10 @@ def stream_chat(*, model: str, messages: list[dict], tools: list[dict] | None = 
                 reasoning_effort: str | None = None) -> Iterator[TextDelta | ToolCallDelta | Finish]:
     """Stream one chat completion as normalized deltas, ending with exactly one Finish.
 
-    Transient failures before the first chunk are retried (LLM_NUM_RETRIES, exponential backoff); LiteLLM's
-    and the OpenAI client's own retries are off, so one provider error is one request.
+    Transient failures before the first chunk are retried (assistants_project.providers.retrying); LiteLLM's
+    and the OpenAI client's own retries are off, so one provider error is one request. The provider's stream is
+    closed on every exit (end, error, or the caller closing this generator on cancel), and every chunk marks
+    the run's progress for the heartbeat. A stream that ends without a finish reason raises ModelError.
     """
     target, params = resolve(model)
     kwargs: dict[str, Any] = {**params, "model": target, "messages": messages, "stream": True,
@@ -177,38 +191,53 @@ def _drop_unsupported(kwargs: dict, params: dict) -> None:
             kwargs.pop(name)
 
 
-@functools.cache
 def _litellm():
-    import litellm
-
-    # LiteLLM aborts a stream that repeats one chunk 100 times; real output ("-----", "token token …") can.
-    litellm.REPEATED_STREAMING_CHUNK_LIMIT = 10**9
-    return litellm
+    return providers.configure_litellm()
 
 
 def _open_stream(kwargs: dict):
     litellm = _litellm()
 
-    attempt = 0
-    while True:
+    def call():
         try:
             # _skip_mcp_handler: LiteLLM < 1.108.4 imports the optional `mcp` package whenever tools are
             # passed; 1.108.4+ needs a certifi newer than the registry mirror has. Accepted by 1.106–1.109.
             return litellm.completion(**kwargs, drop_params=True, _skip_mcp_handler=True)
         except Exception as exc:
-            error = _classify(exc)
-            if not error.transient or attempt >= settings.LLM_NUM_RETRIES:
-                raise error from exc
-            delay = settings.LLM_RETRY_BACKOFF_SECONDS * (2**attempt)
-            logger.warning("model call failed (%s), retry %d in %.1fs", error.message, attempt + 1, delay)
-            time.sleep(delay)
-            attempt += 1
+            raise _classify(exc) from exc
+
+    policy = providers.retrying(lambda exc: isinstance(exc, ModelError) and exc.transient, before=heartbeat.progress)
+    return policy(call)
+
+
+def close_stream(stream) -> None:
+    """Close a provider stream now, on this thread: LiteLLM's wrapper holds the provider SDK's stream, which
+    holds the HTTP response. Left to the garbage collector, the response would be closed later on whatever
+    thread allocates (it sits in a reference cycle), taking httpcore's pool lock where that thread may hold it
+    already (encode/httpcore#996): the worker thread deadlocks. Closing twice is a no-op."""
+    for part in (getattr(stream, "completion_stream", None), stream):
+        close = getattr(part, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # a broken connection may fail to close; it is dropped either way
+                logger.debug("closing a provider stream failed", exc_info=True)
+
+
+def _provider_finished(stream, seen: str | None) -> bool:
+    """Did the provider send a finish reason? LiteLLM's wrapper ends every stream with a chunk that carries
+    one, inventing "stop" when the provider sent none (a connection closed cleanly mid-answer, a 200 whose body
+    was no stream at all); what the provider really sent is in ``received_finish_reason``."""
+    if hasattr(stream, "received_finish_reason"):
+        return bool(stream.received_finish_reason or getattr(stream, "intermittent_finish_reason", None))
+    return seen is not None
 
 
 def _normalize(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
     finish_reason, usage = None, {}
     try:
         for chunk in stream:
+            heartbeat.progress()
             chunk_usage = getattr(chunk, "usage", None)
             if chunk_usage:
                 usage = {"prompt_tokens": chunk_usage.prompt_tokens or 0,
@@ -225,8 +254,13 @@ def _normalize(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
                                             arguments=(getattr(function, "arguments", None) or "") if function else "")
                 if choice.finish_reason:
                     finish_reason = choice.finish_reason
+        if not _provider_finished(stream, finish_reason):
+            raise ModelError("server_error", "The model provider's response ended before it was complete (the "
+                                             "stream closed without a finish reason).")
     except ModelError:
         raise
     except Exception as exc:
         raise _classify(exc) from exc
+    finally:
+        close_stream(stream)
     yield Finish(reason=finish_reason or "stop", usage=usage)

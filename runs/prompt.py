@@ -42,16 +42,19 @@ def _tool_choice(run: Run, offered: list[dict]):
 
 
 def _image_url_of_file(file_id: str, project) -> str | None:
+    """An ``image_file`` part as a data URL (what chat-completion providers accept); None if the file is gone."""
+    from assistants_project.api.errors import NotFoundError
+    from files import storage
     from files.selectors import file_get
-    from files.services import file_read_bytes
 
     try:
         file = file_get(project=project, file_id=file_id)
-        data = file_read_bytes(file=file)
-    except Exception:
+        data = storage.read_bytes(file.storage_name)
+    except (NotFoundError, OSError):
         logger.warning("image file %s unavailable for the prompt", file_id)
         return None
-    return f"data:{file.content_type or 'image/png'};base64,{base64.b64encode(data).decode()}"
+    content_type = file.content_type if file.content_type.startswith("image/") else "image/png"
+    return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
 
 
 def _message_for_model(message: Message) -> dict:

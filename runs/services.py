@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from assistants.models import Assistant, Thread
@@ -48,12 +48,20 @@ def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: b
                 exc.param = f"additional_messages[{index}].{exc.param}" if exc.param else "additional_messages"
                 raise
         run_pk, task_id = _send_early()
-        # The thread's row lock makes the check above race-free; the database's one-active-run constraint is
-        # the backstop.
-        run = Run.objects.create(
-            pk=run_pk, project=project, thread=thread, assistant=assistant, assistant_public_id=assistant.public_id,
-            expires_at=timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS),
-            include=list(include or []), claimed_by=task_id, **fields)
+        # The thread's row lock serialises creators, but the active-run subquery above may read the snapshot from
+        # before the lock wait; the database's one-active-run constraint is the backstop, answered as OpenAI does.
+        try:
+            with transaction.atomic():
+                run = Run.objects.create(
+                    pk=run_pk, project=project, thread=thread, assistant=assistant,
+                    assistant_public_id=assistant.public_id,
+                    expires_at=timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS),
+                    include=list(include or []), claimed_by=task_id, **fields)
+        except IntegrityError as exc:
+            if "one_active_run_per_thread" not in str(exc):
+                raise
+            active = Run.objects.filter(thread=thread, status__in=Run.ACTIVE).values_list("public_id", flat=True)
+            raise _active_run_error(thread, active.first() or "") from exc
         # Before the commit, so before the worker can claim the run: these precede whatever it emits.
         events.publish(run.public_id, *lead_events, ev.RunCreated(run), ev.RunStatus(run))
     return run
@@ -70,9 +78,16 @@ def _send_early() -> tuple[int, str]:
         run_pk = cursor.fetchone()[0]
     try:
         lifecycle.send(run_pk, task_id)
-    except Exception:  # the broker is down: the run stays queued and the sweeper sends it again
+    except Exception as exc:  # the broker is down: a prompt 503, and the rollback leaves nothing half-written
         logger.exception("could not enqueue run %s", run_pk)
+        raise BrokerUnavailable("The server could not queue the run (its task broker is unavailable). "
+                                "Nothing was created; try again.") from exc
     return run_pk, task_id
+
+
+class BrokerUnavailable(OpenAIError):
+    status_code = 503
+    error_type = "server_error"
 
 
 def _effective_options(assistant: Assistant, options: dict) -> dict:

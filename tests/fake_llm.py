@@ -176,6 +176,7 @@ class Reply:
     - ``hang``: stream the role chunk and the first token, then block until the client disconnects or the
       server stops (at most ``FakeLLM.hang_seconds``), then finish normally.
     - ``finish_reason``: override of the computed finish reason.
+    - ``fault``: a provider misbehaviour, see the "fault modes" section of the handler.
     """
 
     text: str | None = None
@@ -186,6 +187,7 @@ class Reply:
     usage: dict | None = None
     hang: bool = False
     finish_reason: str | None = None
+    fault: str | None = None
 
 
 Matcher = str | re.Pattern | Callable[[dict], bool] | None
@@ -376,6 +378,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._chat(body if isinstance(body, dict) else {})
             elif method == "POST" and path == "/v1/embeddings":
                 self._embeddings(body if isinstance(body, dict) else {})
+            elif method == "POST" and path == "/v1/moderations":  # see the gateway section of _Handler
+                self._moderations(body if isinstance(body, dict) else {})
             elif method == "GET" and path == "/v1/models":
                 self._send_json(200, {"object": "list", "data": [self._model(m) for m in self.fake.models]})
             elif method == "GET" and path.startswith("/v1/models/") and path[len("/v1/models/") :]:
@@ -397,6 +401,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ embeddings
     def _embeddings(self, body: dict) -> None:
+        if self._credential_rejected():
+            return
         delay = self.fake.embedding_delay
         if delay:
             self._sleep(delay)
@@ -436,7 +442,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ chat completions
     def _chat(self, body: dict) -> None:
+        if self._credential_rejected():
+            return
         reply = self.fake._pick_reply(body)
+        if reply.fault == "non_json":
+            self._send_non_json()
+            return
         if reply.error is not None:
             status, message, type_, code = _error_parts(tuple(reply.error))
             if reply.first_token_delay:
@@ -561,6 +572,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ClientGone from exc
 
         self._sleep(reply.first_token_delay)
+        if reply.fault in ("cut", "cut_after_finish", "reset"):
+            self._stream_cut(reply, events)
+            return
         for position, event in enumerate(events):
             if position >= 2 or (position == 1 and not text_tokens):
                 self._sleep(reply.token_delay)
@@ -572,6 +586,85 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_event({**meta, "object": "chat.completion.chunk", "choices": [], "usage": usage})
         self._write_event("[DONE]")
         self._write(b"0\r\n\r\n")
+
+
+    # ------------------------------------------------------------------ fault modes
+    # Provider misbehaviours for reliability tests (``Reply(fault=...)`` and ``FakeLLM.required_api_key``):
+    #   "cut"              the stream's body ends cleanly mid-answer: no finish reason, no usage, no [DONE]
+    #   "cut_after_finish" the finish-reason chunk arrives, then the body ends (no usage chunk, no [DONE])
+    #   "reset"            the connection drops mid-answer without ending the chunked body
+    #   "non_json"         200 with a body that is not JSON (a proxy's HTML page)
+    # HTTP errors (429, 500, ...) are ``error=``, a hang is ``hang=True``.
+    def _credential_rejected(self) -> bool:
+        """401 as OpenAI answers a wrong or missing key (echoing the key it got) when ``required_api_key`` is
+        set and the request's bearer token differs."""
+        expected = self.fake.required_api_key
+        if expected is None:
+            return False
+        got = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        if got == expected:
+            return False
+        message = (f"Incorrect API key provided: {got}. You can find your API key at "
+                   "https://platform.openai.com/account/api-keys." if got else
+                   "You didn't provide an API key. You need to provide your API key in an Authorization header.")
+        self._send_error(401, message, "invalid_request_error", "invalid_api_key")
+        return True
+
+    def _send_non_json(self) -> None:
+        page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+        except OSError as exc:
+            raise _ClientGone from exc
+        self._write(page)
+
+    def _stream_cut(self, reply: Reply, events: list[dict]) -> None:
+        if reply.fault == "cut_after_finish":
+            for event in events:
+                self._sleep(reply.token_delay)
+                self._write_event(event)
+            self._write(b"0\r\n\r\n")
+            return
+        for event in events[: max(2, len(events) // 2)]:  # the role chunk and about half the answer
+            self._sleep(reply.token_delay)
+            self._write_event(event)
+        if reply.fault == "cut":
+            self._write(b"0\r\n\r\n")  # a clean end of the body
+            return
+        self.close_connection = True  # "reset": no terminating chunk, the socket just closes
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ gateway (issue 16): moderations
+    def _moderations(self, body: dict) -> None:
+        """Flags an input that contains "kill" (category violence), like OpenAI's shape with every category."""
+        raw = body.get("input")
+        inputs = raw if isinstance(raw, list) else [raw]
+        if not raw or not all(isinstance(x, str) or isinstance(x, dict) for x in inputs):
+            self._send_error(400, "'input' must be a non-empty string or array.")
+            return
+        results = []
+        for item in inputs:
+            text = item if isinstance(item, str) else str(item.get("text", ""))
+            flagged = "kill" in text.lower()
+            categories = {name: flagged and name == "violence" for name in MODERATION_CATEGORIES}
+            scores = {name: (0.97 if flagged and name == "violence" else 0.0001) for name in MODERATION_CATEGORIES}
+            applied = {name: ["text"] for name in MODERATION_CATEGORIES}
+            results.append({"flagged": flagged, "categories": categories, "category_scores": scores,
+                            "category_applied_input_types": applied})
+        self._send_json(200, {"id": _new_id("modr-"), "model": body.get("model") or "omni-moderation-latest",
+                              "results": results})
+
+
+MODERATION_CATEGORIES = ("harassment", "harassment/threatening", "sexual", "hate", "hate/threatening", "illicit",
+                         "illicit/violent", "self-harm/intent", "self-harm/instructions", "self-harm",
+                         "sexual/minors", "violence", "violence/graphic")
 
 
 class FakeLLM:
@@ -594,6 +687,7 @@ class FakeLLM:
         self.embedding_error: tuple | None = None  # (status, message[, type[, code]])
         self.embedding_delay: float = 0.0
         self.hang_seconds: float = 60.0
+        self.required_api_key: str | None = None  # fault mode: other bearer tokens get a 401
         self.requests: list[dict] = []
         self.aborted_count = 0  # responses cut short because the client went away
         self.in_flight = 0  # requests currently being answered
@@ -692,6 +786,7 @@ class FakeLLM:
             self.peak_in_flight = self.in_flight
         self.embedding_error = None
         self.embedding_delay = 0.0
+        self.required_api_key = None
 
     # ------------------------------------------------------------------ inspection
     def chat_requests(self) -> list[dict]:
@@ -711,6 +806,18 @@ class FakeLLM:
             if len(matching) >= count or time.monotonic() >= deadline:
                 return matching
             time.sleep(0.01)
+
+    # ------------------------------------------------------------------ gateway (issue 16): credentials
+    def credentials_used(self, path: str | None = None) -> list[str]:
+        """The provider key (``Authorization: Bearer …``, or Azure-style ``api-key``) of each recorded request,
+        oldest first, optionally only for ``path`` (e.g. "/v1/chat/completions")."""
+        with self._lock:
+            records = [r for r in self.requests if path is None or r["path"] == path]
+        out = []
+        for record in records:
+            auth = record["headers"].get("authorization", "")
+            out.append(auth[7:] if auth.lower().startswith("bearer ") else record["headers"].get("api-key", ""))
+        return out
 
     # ------------------------------------------------------------------ internals
     def _record(self, record: dict) -> None:

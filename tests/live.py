@@ -54,6 +54,9 @@ def e2e_env(fake_base_url: str, **extra: str) -> dict[str, str]:
         LLM_NUM_RETRIES="1",
         LLM_RETRY_BACKOFF_SECONDS="0.1",
         STREAM_KEEPALIVE_SECONDS="0.3",  # every stream that waits a moment carries keep-alive lines
+        INGESTION_SWEEP_INTERVAL_SECONDS="2",
+        INGESTION_HEARTBEAT_TIMEOUT_SECONDS="6",
+        GATEWAY_MODELS="gpt-4o-mini,text-embedding-3-small,omni-moderation-latest",  # listed by GET /v1/models
         VECTOR_INDEX_DEFER_SECONDS="2",  # files other tests leave in progress hold the indexer back 2 s at most
     )
     env.update(extra)

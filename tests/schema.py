@@ -1,4 +1,5 @@
-"""Validate responses against the schemas of OpenAI's own spec (shared/reference/assistants-openapi.yaml)."""
+"""Validate responses against the schemas of OpenAI's own specs (shared/reference/assistants-openapi.yaml, and
+gateway-openapi.yaml for /chat/completions, /embeddings, /models and /moderations: ``spec_name="gateway"``)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ import yaml
 
 # A copy of OpenAI's spec (the subset for these paths) ships with the tests; see reference/README.md.
 SPEC_CANDIDATES = [Path(__file__).resolve().parent / "reference" / "assistants-openapi.yaml"]
+REFERENCE = Path(__file__).resolve().parent / "reference"
 
 
 @functools.cache
-def spec() -> dict:
-    for path in SPEC_CANDIDATES:
+def spec(spec_name: str = "assistants") -> dict:
+    candidates = SPEC_CANDIDATES if spec_name == "assistants" else [REFERENCE / f"{spec_name}-openapi.yaml"]
+    for path in candidates:
         if path.exists():
             return yaml.safe_load(path.read_text())
-    raise FileNotFoundError(f"OpenAI spec not found in {SPEC_CANDIDATES}")
+    raise FileNotFoundError(f"OpenAI spec not found in {candidates}")
 
 
 def _nullable(node):
@@ -39,15 +42,15 @@ def _nullable(node):
 
 
 @functools.cache
-def _validator(name: str) -> jsonschema.Draft202012Validator:
-    doc = _nullable(copy.deepcopy(spec()))
+def _validator(name: str, spec_name: str = "assistants") -> jsonschema.Draft202012Validator:
+    doc = _nullable(copy.deepcopy(spec(spec_name)))
     schema = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
     return jsonschema.Draft202012Validator(schema)
 
 
-def assert_schema(obj: dict, name: str) -> None:
+def assert_schema(obj: dict, name: str, *, spec_name: str = "assistants") -> None:
     """Raise with every violation listed if ``obj`` does not match ``components.schemas[name]``."""
-    errors = sorted(_validator(name).iter_errors(obj), key=lambda e: list(e.path))
+    errors = sorted(_validator(name, spec_name).iter_errors(obj), key=lambda e: list(e.path))
     if errors:
         lines = [f"{'/'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors[:10]]
         raise AssertionError(f"response does not match {name}:\n" + "\n".join(lines))

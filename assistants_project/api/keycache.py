@@ -63,3 +63,13 @@ def forget(key_hash: str | None = None) -> None:
         _generation = (None, 0.0)
     if key_hash:
         caches[CACHE_ALIAS].delete(key_hash)
+
+
+def peek(key_hash: str) -> Any:
+    """The cached answer while the generation read is still fresh, else None: no I/O, so async code (the gateway)
+    can ask without a thread hop; on None it goes through ``cached_key``."""
+    fingerprint, read_at = _generation
+    if fingerprint is None or time.monotonic() - read_at >= GENERATION_CHECK_SECONDS:
+        return None
+    entry = caches[CACHE_ALIAS].get(key_hash)
+    return entry[1] if entry is not None and entry[0] == fingerprint else None

@@ -382,7 +382,7 @@ def test_s3_objects_are_streamed_from_the_object_body(monkeypatch):
     the download reads the boto3 object body as it arrives instead."""
     import io
 
-    from files import views
+    from files import storage
 
     class FakeS3Object:
         def get(self):
@@ -394,5 +394,5 @@ def test_s3_objects_are_streamed_from_the_object_body(monkeypatch):
         def read(self, *args):
             raise AssertionError("S3File.read downloads the whole object first")
 
-    monkeypatch.setattr(views.default_storage, "open", lambda name, mode: FakeS3File())
-    assert views._open_stored("proj_x/file-x").read() == b"from the bucket"
+    monkeypatch.setattr(storage.default_storage, "open", lambda name, mode: FakeS3File())
+    assert storage.open_stream("proj_x/file-x").read() == b"from the bucket"

@@ -106,3 +106,21 @@ def make_pptx(slides: list[str | tuple[str, str]]) -> bytes:
     buf = io.BytesIO()
     presentation.save(buf)
     return buf.getvalue()
+
+
+def make_docx_bomb(xml_bytes: int, paragraph: str = "All work and no play makes Jack a dull boy. ") -> bytes:
+    """A real DOCX whose word/document.xml inflates to about ``xml_bytes`` (highly repetitive, so the file
+    itself stays small: the shape of a zip bomb)."""
+    import zipfile
+
+    one = f"<w:p><w:r><w:t>{paragraph * 20}</w:t></w:r></w:p>".encode()
+    source = zipfile.ZipFile(io.BytesIO(make_docx(["seed"])))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "word/document.xml":
+                head, tail = data.split(b"<w:body>", 1)
+                data = head + b"<w:body>" + one * (xml_bytes // len(one)) + tail
+            target.writestr(info.filename, data)
+    return out.getvalue()

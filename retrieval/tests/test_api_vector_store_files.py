@@ -194,12 +194,3 @@ def test_deleting_the_file_detaches_it_everywhere(api, project, store, make_file
         assert api.get(f"/v1/vector_stores/{store_id}").json()["file_counts"]["total"] == 0
 
 
-def test_file_detach_everywhere(project, make_file, fake_embeddings, ingest):
-    from retrieval.services import file_detach_everywhere, vector_store_create
-
-    doc = make_file(project, "a.txt", "alpha")
-    vector_store_create(project=project, file_ids=[doc.public_id])
-    vector_store_create(project=project, file_ids=[doc.public_id])
-    ingest()
-    assert file_detach_everywhere(file=doc) == 2
-    assert Chunk.objects.count() == 0

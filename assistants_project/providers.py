@@ -1,0 +1,102 @@
+"""What the two provider modules (runs/llm.py for chat, retrieval/embeddings.py) share: one retry policy for
+transient provider failures, and the scrubbing of secrets out of provider error text before it is stored,
+streamed or logged."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+
+import tenacity
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+def retrying(is_transient: Callable[[BaseException], bool], *, retries: int | None = None,
+             before: Callable[[], None] | None = None) -> tenacity.Retrying:
+    """The policy: ``retries`` (default LLM_NUM_RETRIES) more attempts after a transient failure, exponential
+    backoff from LLM_RETRY_BACKOFF_SECONDS (capped at 30 s); the last error is raised as is. LiteLLM's and
+    the OpenAI client's own retries must be off (see ``configure_litellm``), so one attempt is one request."""
+    retries = settings.LLM_NUM_RETRIES if retries is None else retries
+
+    def log(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        logger.warning("provider call failed (%s), retry %d in %.1fs", scrub(str(error))[:300],
+                       state.attempt_number, state.next_action.sleep if state.next_action else 0)
+
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_transient),
+        stop=tenacity.stop_after_attempt(retries + 1),
+        wait=tenacity.wait_exponential(multiplier=settings.LLM_RETRY_BACKOFF_SECONDS, max=30),
+        before=(lambda state: before()) if before else tenacity.before_nothing,
+        before_sleep=log, reraise=True)
+
+
+def configure_litellm():
+    """LiteLLM, imported and set up once for both modules."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    if not getattr(litellm, "_assistants_configured", False):
+        litellm.suppress_debug_info = True
+        # LiteLLM aborts a stream that repeats one chunk 100 times; real output ("-----", "token token …") can.
+        litellm.REPEATED_STREAMING_CHUNK_LIMIT = 10**9
+        # Its OpenAI embeddings path reads max_retries=0 as "the default": make that default 0 too, so
+        # `retrying` is the only retry layer.
+        litellm.DEFAULT_MAX_RETRIES = 0
+        litellm._assistants_configured = True
+    return litellm
+
+
+def is_credential_error(exc: BaseException) -> bool:
+    """The provider refused (or was never given) this server's credentials: a setup problem, never transient."""
+    import litellm
+
+    if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError):
+        return True
+    text = str(exc).lower()  # the OpenAI client's own check, which LiteLLM reports as a 500
+    return "missing credentials" in text or "api_key client option must be set" in text
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth another attempt: rate limits, timeouts, connection failures, the provider's 5xx."""
+    import litellm
+
+    if is_credential_error(exc):
+        return False
+    if isinstance(exc, litellm.RateLimitError | litellm.Timeout | litellm.APIConnectionError
+                  | litellm.InternalServerError | litellm.ServiceUnavailableError):
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(exc, litellm.APIError) and isinstance(status, int) and status >= 500
+
+
+_SECRET_PATTERNS = (
+    # OpenAI / Anthropic / most vendors' key shapes: sk-…, sk-proj-…, sk-ant-…, pk-…, rk-…
+    (re.compile(r"\b((?:sk|pk|rk)-)[A-Za-z0-9_\-]{6,}"), r"\1[redacted]"),
+    (re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"), "[redacted]"),  # Google API keys
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{6,}"), r"\1 [redacted]"),
+    # key=… in URLs and query strings (Azure, Gemini, signed URLs)
+    (re.compile(r"(?i)([?&;](?:api[_-]?key|key|token|access_token|sig|signature|secret|code)=)[^&\s\"'#]+"),
+     r"\1[redacted]"),
+    # "api_key": "…", x-api-key: …, authorization=…
+    (re.compile(r"(?i)((?:api[_-]?key|x-api-key|authorization|access[_-]?token|secret)[\"']?\s*[:=]\s*[\"']?)"
+                r"[^\s\"',;}]{6,}"), r"\1[redacted]"),
+)
+_SECRET_ENV_SUFFIXES = ("_API_KEY", "_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
+
+
+def scrub(text: str) -> str:
+    """``text`` without credentials: the configured provider keys' values and anything shaped like a key,
+    a bearer token or a ``key=`` parameter. The rest of the message (status, reason) stays readable."""
+    if not text:
+        return text
+    for name, value in os.environ.items():
+        if len(value) >= 8 and name.upper().endswith(_SECRET_ENV_SUFFIXES) and value in text:
+            text = text.replace(value, "[redacted]")
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text

@@ -1,0 +1,40 @@
+"""The API-key check of the rest of the API (BearerKeyAuthentication), without a thread hop for a cached key.
+
+The gateway's views are async: a key in this process's key cache (``assistants_project/api/keycache.py``) while its
+generation is fresh is answered in memory; otherwise the same code as every other endpoint answers, in a thread.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.db import DEFAULT_DB_ALIAS, close_old_connections
+
+from assistants_project.api import keycache
+from assistants_project.api.errors import AuthenticationFailed
+from tenancy.auth import BearerKeyAuthentication
+from tenancy.models import Project, hash_key
+
+NO_KEY = ("You didn't provide an API key. You need to provide your API key in an Authorization header using "
+          "Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+
+
+async def project_for(request) -> Project:
+    """The project of the request's API key; AuthenticationFailed (401) otherwise."""
+    header = request.headers.get("Authorization", "")
+    parts = header.split()
+    if len(parts) == 2 and parts[0].lower() == "bearer":
+        cached = keycache.peek(hash_key(parts[1]))
+        if cached:  # (key pk, project pk, project name), as tenancy.selectors.api_key_project caches it
+            _key_pk, project_pk, name = cached
+            return Project.from_db(DEFAULT_DB_ALIAS, ["id", "name"], [project_pk, name])
+    found = await sync_to_async(_authenticate)(request)
+    if found is None:
+        raise AuthenticationFailed(NO_KEY)
+    return found[0].project
+
+
+def _authenticate(request):
+    try:
+        return BearerKeyAuthentication().authenticate(request)
+    finally:
+        close_old_connections()  # gateway requests skip Django's request signals, which would do it (gateway/asgi.py)

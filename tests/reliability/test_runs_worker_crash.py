@@ -1,0 +1,52 @@
+"""The worker SIGKILLed at random points of runs: every run still completes, with one message, one step, and a
+stream (through the official SDK's stream helper) that carries the answer exactly once."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import pytest
+
+from tests.reliability.conftest import assert_no_duplicates, rounds, scenario_timeout, wait_terminal
+
+pytestmark = pytest.mark.e2e
+
+KILLS = rounds(3, 20)
+ANSWER = " ".join(f"word{i}" for i in range(80))
+
+
+def _stream(client, thread_id, assistant_id, out: dict) -> None:
+    try:
+        with client.beta.threads.runs.stream(thread_id=thread_id, assistant_id=assistant_id) as stream:
+            out["deltas"] = list(stream.text_deltas)
+            out["run"] = stream.current_run
+    except Exception as exc:  # reported by the test, not lost in the thread
+        out["error"] = exc
+
+
+@pytest.mark.timeout(scenario_timeout(30, KILLS))
+def test_worker_killed_at_random_points_of_runs(client, assistant, stack):
+    stack.fake.add_rule("crash me", text=ANSWER, token_delay=0.03)
+    rng = random.Random(12)
+    for kill in range(KILLS):
+        streamed = client.beta.threads.create(messages=[{"role": "user", "content": "crash me (streamed)"}])
+        out: dict = {}
+        reader = threading.Thread(target=_stream, args=(client, streamed.id, assistant.id, out))
+        reader.start()
+        time.sleep(rng.uniform(0.0, 2.5))  # before the claim, at the first token, or anywhere in the answer
+        fresh = client.beta.threads.create(messages=[{"role": "user", "content": "crash me (just created)"}])
+        fresh_run = client.beta.threads.runs.create(thread_id=fresh.id, assistant_id=assistant.id)
+        assert stack.kill_workers() >= 1, "no worker to kill"
+        reader.join(timeout=90)
+        assert not reader.is_alive() and "error" not in out, (kill, out.get("error"))
+        streamed_run = out["run"]
+        for thread_id, run_id in ((streamed.id, streamed_run.id), (fresh.id, fresh_run.id)):
+            run = wait_terminal(client, thread_id, run_id)
+            assert run.status == "completed", (kill, run.status, run.last_error)
+            messages, steps = assert_no_duplicates(client, thread_id, run_id)
+            assert [m.content[0].text.value for m in messages] == [ANSWER] and len(steps) == 1
+        # the stream the SDK read carried the answer once, the crashed attempt's part included
+        assert "".join(out["deltas"]) == ANSWER, kill
+        stack.wait_worker()
