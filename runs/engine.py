@@ -212,9 +212,10 @@ def _resume_point(run: Run) -> tuple[int, Turn | None]:
 
 
 def _final_content(run: Run, text: str) -> tuple[list[dict], list[dict]]:
-    """What the run's recorded tool calls (oldest first, by kind) make of the final message: annotations on its
-    text (file_search: citations) and parts after it (code_interpreter: figures)."""
-    calls: dict[str, list[dict]] = {}
+    """What the run's tools make of the final message, given their recorded calls (oldest first, by kind):
+    annotations on its text (file_search: citations; code_interpreter: links to its files, which may come from
+    an earlier run) and parts after it (code_interpreter: figures)."""
+    calls: dict[str, list[dict]] = {tool["type"]: [] for tool in run.tools}
     for step in RunStep.objects.filter(run=run, type=RunStep.Type.TOOL_CALLS).order_by("pk"):
         for call in step.step_details["tool_calls"]:
             calls.setdefault(call["type"], []).append(call)

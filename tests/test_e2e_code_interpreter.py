@@ -105,7 +105,8 @@ def test_the_model_runs_code_and_answers_with_its_output(live, client, assistant
 
 
 def test_state_is_kept_across_calls_and_runs_of_a_thread(live, client, assistant):
-    live.fake.add_rule(_asks("remember"), tool_calls=python("x = 41\nimport math"))
+    first = "x = 41\nimport math\n_ = open('kept.txt', 'w').write('k')"
+    live.fake.add_rule(_asks("remember"), tool_calls=python(first))
     live.fake.add_rule(_asks("remember", 1), tool_calls=python("print(x + 1, math.floor(2.5))"))
     live.fake.add_rule(_asks("remember", 2), text="Done.")
     live.fake.add_rule(_asks("double it"), tool_calls=python("print(x * 2)"))
@@ -120,6 +121,14 @@ def test_state_is_kept_across_calls_and_runs_of_a_thread(live, client, assistant
     assert run.status == "completed", run.last_error
     assert [logs_of(c) for c in calls_of(client, thread.id, run.id)] == ["82\n"]
     assert tool_output(live.fake.chat_requests()[-1]) == "82\n"  # no "state is gone" note: it was kept
+
+    # a later run's answer links a file an earlier run wrote, without running code itself
+    live.fake.add_rule(_asks("the file"), text="Here: sandbox:/mnt/data/kept.txt")
+    client.beta.threads.messages.create(thread_id=thread.id, role="user", content="the file, please")
+    run = run_poll(client, thread.id, assistant.id)
+    assert run.status == "completed", run.last_error
+    (note,) = client.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text.annotations
+    assert note.text == "sandbox:/mnt/data/kept.txt" and client.files.content(note.file_path.file_id).read() == b"k"
 
 
 def test_a_csv_attachment_is_read_with_pandas(live, client, assistant, tmp_path):
