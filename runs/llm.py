@@ -17,6 +17,8 @@ from typing import Any
 
 from django.conf import settings
 
+from assistants_project import metrics
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 logger = logging.getLogger(__name__)
@@ -156,8 +158,13 @@ def stream_chat(*, model: str, messages: list[dict], tools: list[dict] | None = 
         if value is not None:
             kwargs[name] = value
     _drop_unsupported(kwargs, params)
-    stream = _open_stream(kwargs)
-    yield from _normalize(stream)
+    with metrics.model_call(target) as first_token:  # latency, errors, the run's time to first token
+        stream = _open_stream(kwargs)
+        for delta in _normalize(stream):
+            if first_token is not None and not isinstance(delta, Finish):
+                first_token()
+                first_token = None
+            yield delta
 
 
 _OPTIONAL = ("temperature", "top_p", "max_tokens", "reasoning_effort", "response_format", "tool_choice",
@@ -203,6 +210,7 @@ def _open_stream(kwargs: dict):
             if not error.transient or attempt >= settings.LLM_NUM_RETRIES:
                 raise error from exc
             delay = settings.LLM_RETRY_BACKOFF_SECONDS * (2**attempt)
+            metrics.model_retry(kwargs["model"])
             logger.warning("model call failed (%s), retry %d in %.1fs", error.message, attempt + 1, delay)
             time.sleep(delay)
             attempt += 1

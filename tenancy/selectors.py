@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.db import DEFAULT_DB_ALIAS
 
 from tenancy.models import ApiKey, Project, hash_key
@@ -18,7 +20,7 @@ def api_key_for_raw(raw: str) -> ApiKey | None:
 
 
 def api_key_cache_key(key_hash: str) -> str:
-    return f"apikey:{key_hash}"
+    return f"apikey2:{key_hash}"  # 2: the entry also holds the project's request limit
 
 
 def api_key_project(raw: str) -> tuple[Project, int] | None:
@@ -33,13 +35,23 @@ def api_key_project(raw: str) -> tuple[Project, int] | None:
     except Exception:
         cached = None
     if cached:
-        key_pk, project_pk, name = cached.decode().split(":", 2)
-        return Project.from_db(DEFAULT_DB_ALIAS, ["id", "name"], [int(project_pk), name]), int(key_pk)
+        key_pk, project_pk, rpm, name = cached.decode().split(":", 3)
+        project = Project.from_db(DEFAULT_DB_ALIAS, ["id", "name", "requests_per_minute"],
+                                  [int(project_pk), name, int(rpm) if rpm else None])
+        return project, int(key_pk)
     key = api_key_for_raw(raw)
     if key is None:
         return None
+    project = key.project
+    rpm = "" if project.requests_per_minute is None else project.requests_per_minute
     try:
-        redis_client().set(cache_key, f"{key.pk}:{key.project_id}:{key.project.name}", ex=API_KEY_CACHE_SECONDS)
+        redis_client().set(cache_key, f"{key.pk}:{key.project_id}:{rpm}:{project.name}", ex=API_KEY_CACHE_SECONDS)
     except Exception:
         pass
-    return key.project, key.pk
+    return project, key.pk
+
+
+@functools.lru_cache(maxsize=4096)
+def project_name(project_pk: int) -> str | None:
+    """A project's name, for log lines and metric labels (cached in the process: names rarely change)."""
+    return Project.objects.filter(pk=project_pk).values_list("name", flat=True).first()
