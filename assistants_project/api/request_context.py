@@ -3,7 +3,9 @@ lines and echoed as ``x-request-id``; its access log line; its HTTP metrics (by 
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import time
 import uuid
 
@@ -19,11 +21,21 @@ def _request_id(request) -> str:
     return given if logs.valid_request_id(given) else f"req_{uuid.uuid4().hex}"
 
 
+_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)|<(?:\w+:)?(\w+)>")
+
+
+@functools.lru_cache(maxsize=512)
+def _route(pattern: str) -> str:
+    """A URL pattern as a label, the way the API reference spells paths: ``/v1/threads/{thread_id}/runs``."""
+    path = _GROUP.sub(lambda m: "{" + (m.group(1) or m.group(2)) + "}", pattern)
+    return "/" + path.replace("^", "").replace("$", "").lstrip("/")
+
+
 def _finish(request, response, request_id: str, started: float):
     elapsed = time.perf_counter() - started
     response["x-request-id"] = request_id
     match = getattr(request, "resolver_match", None)
-    route = "/" + match.route if match is not None and match.route else "<unmatched>"
+    route = _route(match.route) if match is not None and match.route else "<unmatched>"
     status = response.status_code
     metrics.HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
     metrics.HTTP_LATENCY.labels(request.method, route).observe(elapsed)
