@@ -76,8 +76,8 @@ def json_formatter(**kwargs):
     from pythonjsonlogger.json import JsonFormatter
 
     # context: the text format's copy of the fields; color_message: uvicorn's ANSI-coloured duplicate
-    return JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
-                         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+    return JsonFormatter("%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+                         rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
                          reserved_attrs=[*RESERVED_ATTRS, "context", "color_message"], **kwargs)
 
 
