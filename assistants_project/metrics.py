@@ -71,8 +71,9 @@ OPEN_STREAMS = Gauge("assistants_open_streams", "Event streams (SSE) being relay
 # --- the hooks the rest of the code calls ------------------------------------------------------------------
 
 
-def run_entered(run, status: str, now) -> None:
-    """A run reached ``status`` (runs.lifecycle calls this at its one transition point)."""
+def run_entered(run, status: str, now, *, project: str) -> None:
+    """A run of ``project`` (its name) reached ``status`` (runs.lifecycle calls this at its one transition
+    point)."""
     model = run.model or ""
     RUNS.labels(status, model).inc()
     if status == "requires_action":
@@ -80,7 +81,6 @@ def run_entered(run, status: str, now) -> None:
     if run.created_at:
         RUN_DURATION.labels(status, model).observe(max(0.0, (now - run.created_at).total_seconds()))
     usage = run.usage or {}
-    project = str(run.project_id)
     if usage.get("prompt_tokens"):
         TOKENS.labels("in", model, project).inc(usage["prompt_tokens"])
     if usage.get("completion_tokens"):

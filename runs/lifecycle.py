@@ -255,11 +255,12 @@ def _entered(run: Run, now) -> None:
 
 
 def _observe(run: Run, now) -> None:
-    metrics.run_entered(run, run.status, now)
+    project = project_name(run.project_id)
+    metrics.run_entered(run, run.status, now, project=project or "")
     usage = run.usage or {}
     if run.status in Run.TERMINAL and usage.get("total_tokens"):
         limits.tokens_add(run.project_id, usage["total_tokens"])
-    with logs.bound(run_id=run.public_id, project=project_name(run.project_id)):
+    with logs.bound(run_id=run.public_id, project=project):
         logger.info("run %s", run.status, extra={"status": run.status, "model": run.model})
 
 

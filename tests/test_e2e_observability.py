@@ -71,8 +71,8 @@ def _json_lines(stack) -> list[dict]:
 def test_one_scrape_shows_the_web_and_the_worker_processes(obs):
     obs.fake.reset()
     obs.fake.add_rule("observe me", text="Observed and counted.")
-    obs.fake.add_rule("flaky please", error=(500, "upstream hiccup", "server_error"), times=1)
     obs.fake.add_rule("flaky please", text="Fine after a retry.")
+    obs.fake.add_rule("flaky please", error=(500, "upstream hiccup", "server_error"), times=1)  # (newest first)
     client = obs.client()
     assistant = client.beta.assistants.create(model="gpt-4o-mini")
     before = _scrape(obs)
