@@ -294,6 +294,9 @@ LOGGING = {
 }
 # GET /metrics (Prometheus): off (404) unless a token is set; scrapers send `Authorization: Bearer <token>`.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# OpenTelemetry traces (assistants_project/tracing.py): off unless enabled; spans go to the OTLP/HTTP endpoint of
+# OpenTelemetry's own variables (OTEL_EXPORTER_OTLP_ENDPOINT, …).
+TRACING_ENABLED = env_bool("TRACING_ENABLED", False)
 # Per-project limits; 0 = unlimited. A project's own values (admin: Projects) override these defaults.
 RATE_LIMIT_REQUESTS_PER_MINUTE = env_int("RATE_LIMIT_REQUESTS_PER_MINUTE", 0, minimum=0)
 RATE_LIMIT_CONCURRENT_RUNS = env_int("RATE_LIMIT_CONCURRENT_RUNS", 0, minimum=0)
