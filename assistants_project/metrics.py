@@ -92,7 +92,9 @@ _run_clock: ContextVar[tuple | None] = ContextVar("run_clock", default=None)
 
 
 def run_started(run) -> None:
-    _run_clock.set((run.model or "", run.created_at, [False]))
+    """A worker claimed ``run``. Its first token counts only on its first execution: a run resumed after tool
+    outputs (it has usage by then) has had its first token."""
+    _run_clock.set(None if run.usage else (run.model or "", run.created_at, [False]))
 
 
 @contextmanager
