@@ -143,6 +143,22 @@ def test_a_task_published_in_a_request_carries_its_context_to_the_task():
 # --- rate limits ---------------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _fresh_counters(request):
+    """Project ids come back after a database flush; an earlier session's counters in Redis must not count."""
+    if not {"project", "other_project"} & set(request.fixturenames):
+        return
+    from assistants_project.redis import redis_client
+
+    client = redis_client()
+    for name in ("project", "other_project"):
+        if name in request.fixturenames:
+            pk = request.getfixturevalue(name).pk
+            keys = [*client.scan_iter(f"ratelimit:rpm:{pk}:*"), *client.scan_iter(f"ratelimit:tpd:{pk}:*")]
+            if keys:
+                client.delete(*keys)
+
+
 def _same_minute() -> None:
     """Fixed one-minute windows: don't start a count just before one ends."""
     if time.time() % 60 > 50:
