@@ -20,7 +20,7 @@ def api_key_for_raw(raw: str) -> ApiKey | None:
 
 
 def api_key_cache_key(key_hash: str) -> str:
-    return f"apikey2:{key_hash}"  # 2: the entry also holds the project's request limit
+    return f"apikey2:{key_hash}"  # 2: the entry also holds the project's limits
 
 
 def api_key_project(raw: str) -> tuple[Project, int] | None:
@@ -35,20 +35,25 @@ def api_key_project(raw: str) -> tuple[Project, int] | None:
     except Exception:
         cached = None
     if cached:
-        key_pk, project_pk, rpm, name = cached.decode().split(":", 3)
-        project = Project.from_db(DEFAULT_DB_ALIAS, ["id", "name", "requests_per_minute"],
-                                  [int(project_pk), name, int(rpm) if rpm else None])
+        key_pk, project_pk, *limits, name = cached.decode().split(":", 2 + len(_LIMITS))
+        # from_db takes the values in the model's field order
+        project = Project.from_db(DEFAULT_DB_ALIAS, ["id", "name", *_LIMITS],
+                                  [int(project_pk), name, *(int(v) if v else None for v in limits)])
         return project, int(key_pk)
     key = api_key_for_raw(raw)
     if key is None:
         return None
     project = key.project
-    rpm = "" if project.requests_per_minute is None else project.requests_per_minute
+    limits = ":".join("" if getattr(project, f) is None else str(getattr(project, f)) for f in _LIMITS)
     try:
-        redis_client().set(cache_key, f"{key.pk}:{key.project_id}:{rpm}:{project.name}", ex=API_KEY_CACHE_SECONDS)
+        redis_client().set(cache_key, f"{key.pk}:{key.project_id}:{limits}:{project.name}", ex=API_KEY_CACHE_SECONDS)
     except Exception:
         pass
     return project, key.pk
+
+
+# The project's own limits travel with it in the cache entry (run creation reads them: no query).
+_LIMITS = ("requests_per_minute", "concurrent_runs", "tokens_per_day")
 
 
 @functools.lru_cache(maxsize=4096)

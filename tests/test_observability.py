@@ -224,3 +224,17 @@ def test_tokens_per_day_per_project(api, project, other_project, assistant_id):
     limits.tokens_add(project.pk, 1)
     assert_rate_limited(_new_run(api, assistant_id), "tokens")
     assert limits.tokens_today(other_project.pk) == 0
+
+
+def test_the_cached_key_lookup_carries_the_project_limits(project):
+    """Run creation reads the limits of the project authentication found: from the cache too, without a query."""
+    from tenancy.selectors import api_key_project
+    from tenancy.services import api_key_create
+
+    project.concurrent_runs, project.tokens_per_day = 5, 0
+    project.save()
+    raw = api_key_create(project=project)
+    api_key_project(raw)  # fills the cache
+    cached, _ = api_key_project(raw)
+    assert not {"requests_per_minute", "concurrent_runs", "tokens_per_day"} & cached.get_deferred_fields()
+    assert (cached.requests_per_minute, cached.concurrent_runs, cached.tokens_per_day) == (None, 5, 0)
