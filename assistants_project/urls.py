@@ -1,12 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from assistants_project import docs
+from assistants_project import docs, metrics
 from assistants_project.api import views
 
 urlpatterns = [
     path("healthz", views.healthz),
     path("readyz", views.readyz),
+    path("metrics", metrics.metrics_view),  # Prometheus; off unless METRICS_TOKEN is set
     path("admin/", admin.site.urls),
     path("v1/openapi.json", docs.openapi_json),  # the API description (public, like the spec it is cut from)
     path("docs", docs.docs),  # rendered by Swagger UI, served from our static files

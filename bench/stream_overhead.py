@@ -1,7 +1,8 @@
 """Time to first text delta through the server minus time to first token of the same LiteLLM call made
 directly, against the fake LLM with a fixed per-token delay; p50/p99 at 1 and at 50 concurrent streams.
 
-    ASSISTANTS_DATA_DIR=var/bench .venv/bin/python bench/stream_overhead.py [--samples 100] [--streams 1,50]
+    ASSISTANTS_DATA_DIR=var/bench .venv/bin/python bench/stream_overhead.py [--samples 100] [--streams 1,50] \
+        [KEY=VALUE …]   # serve's environment, e.g. LOG_FORMAT=json LOG_LEVEL=INFO
 
 Starts its own fake LLM (a separate process) and `manage.py serve` on the embedded stack under
 ASSISTANTS_DATA_DIR (default var/bench).
@@ -90,15 +91,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--streams", default="1,50", help="comma-separated concurrency levels (default 1,50)")
-    args = parser.parse_args()
+    args, serve_env = parser.parse_known_args()
+    extra = dict(item.split("=", 1) for item in serve_env)  # serve's environment, e.g. LOG_FORMAT=json
 
     fake, fake_url = start_fake()
     live_mod.E2E_DATA_DIR = Path(os.environ["ASSISTANTS_DATA_DIR"]).resolve()
     live_mod.reset_e2e_stores()
     port = live_mod.free_port()
     log = live_mod.E2E_DATA_DIR / "serve.log"
-    serve = live_mod.start_serve(fake_url, port, log, WORKER_CONCURRENCY="64", LOG_LEVEL="WARNING",
-                                 MODEL_ALIASES_FILE="")
+    serve = live_mod.start_serve(fake_url, port, log, **{"WORKER_CONCURRENCY": "64", "LOG_LEVEL": "WARNING",
+                                                         "MODEL_ALIASES_FILE": "", **extra})
     base = f"http://127.0.0.1:{port}/v1"
     try:
         live_mod.wait_ready(base, serve, log)

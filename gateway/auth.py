@@ -7,12 +7,13 @@ generation is fresh is answered in memory; otherwise the same code as every othe
 from __future__ import annotations
 
 from asgiref.sync import sync_to_async
-from django.db import DEFAULT_DB_ALIAS, close_old_connections
+from django.db import close_old_connections
 
 from assistants_project.api import keycache
 from assistants_project.api.errors import AuthenticationFailed
 from tenancy.auth import BearerKeyAuthentication
 from tenancy.models import Project, hash_key
+from tenancy.selectors import project_of_entry
 
 NO_KEY = ("You didn't provide an API key. You need to provide your API key in an Authorization header using "
           "Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
@@ -24,9 +25,8 @@ async def project_for(request) -> Project:
     parts = header.split()
     if len(parts) == 2 and parts[0].lower() == "bearer":
         cached = keycache.peek(hash_key(parts[1]))
-        if cached:  # (key pk, project pk, project name), as tenancy.selectors.api_key_project caches it
-            _key_pk, project_pk, name = cached
-            return Project.from_db(DEFAULT_DB_ALIAS, ["id", "name"], [project_pk, name])
+        if cached:  # as tenancy.selectors.api_key_project caches it
+            return project_of_entry(cached)[0]
     found = await sync_to_async(_authenticate)(request)
     if found is None:
         raise AuthenticationFailed(NO_KEY)

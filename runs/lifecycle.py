@@ -18,10 +18,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from assistants.models import Message, Thread
-from assistants_project import rows
+from assistants_project import logs, metrics, rows
 from runs import event_model as ev
 from runs import events
 from runs.models import Run, RunStep
+from tenancy import limits
+from tenancy.selectors import project_name
+
+logger = logging.getLogger(__name__)
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +138,7 @@ def run_claim(*, run_id: int, task_id: str) -> Run | None:
     task resumes an IN_PROGRESS run; any other delivery (duplicate, stale, finished run) is a no-op."""
     run = _claim_queued(run_id=run_id, task_id=task_id)
     if run is not None:  # the common case
+        _claimed(run)
         events.publish(run.public_id, ev.RunStatus(run))
         return run
     now = timezone.now()
@@ -147,6 +152,7 @@ def run_claim(*, run_id: int, task_id: str) -> Run | None:
             transaction.on_commit(lambda: run_finish_cancel(run_id=run_id))
             return None
         run.claimed_by, run.heartbeat_at, run.attempts = task_id, now, run.attempts + 1
+        _claimed(run)
         fields = ["claimed_by", "heartbeat_at", "attempts"]
         if run.status in RUN[S.IN_PROGRESS].sources:
             run.status, run.started_at = S.IN_PROGRESS, run.started_at or now
@@ -196,7 +202,7 @@ def run_finish(*, run: Run, status: str, now=None, **fields) -> bool:
         run.status = status
         if status in ENDS_EARLY:
             close_open_items(run, now=now, last_error=fields.get("last_error"))
-        events.publish_on_commit(run.public_id, ev.RunStatus(run))
+        _entered(run, now)
     return True
 
 
@@ -210,7 +216,7 @@ def run_finish_cancel(*, run_id: int) -> bool:
             return False
         run = Run.objects.select_related("thread").get(pk=run_id)
         close_open_items(run, now=now)
-        events.publish_on_commit(run.public_id, ev.RunStatus(run))
+        _entered(run, now)
     return True
 
 
@@ -230,7 +236,7 @@ def run_fail(*, run_id: int, code: str, message: str) -> bool:
         run.status = S.FAILED
         run.save(update_fields=["status", *fields])
         close_open_items(run, now=now, last_error=run.last_error)
-        events.publish_on_commit(run.public_id, ev.RunStatus(run))
+        _entered(run, now)
     return True
 
 
@@ -243,8 +249,31 @@ def run_expire(*, run_id: int) -> bool:
             return False
         run = Run.objects.select_related("thread").get(pk=run_id)
         close_open_items(run, now=now)
-        events.publish_on_commit(run.public_id, ev.RunStatus(run))
+        _entered(run, now)
     return True
+
+
+def _claimed(run: Run) -> None:
+    """A worker took the run: its log lines and its time to first token are about this run from here on."""
+    logs.bind(run_id=run.public_id, thread_id=run.thread.public_id, project=project_name(run.project_id))
+    metrics.run_started(run)
+
+
+def _entered(run: Run, now) -> None:
+    """The one place a worker-side transition lands (finish, fail, cancel, expire): the event, and once the status
+    is committed, the metrics, the project's token count and the log line."""
+    events.publish_on_commit(run.public_id, ev.RunStatus(run))
+    transaction.on_commit(lambda: _observe(run, now))
+
+
+def _observe(run: Run, now) -> None:
+    project = project_name(run.project_id)
+    metrics.run_entered(run, run.status, now, project=project or "")
+    usage = run.usage or {}
+    if run.status in Run.TERMINAL and usage.get("total_tokens"):
+        limits.tokens_add(run.project_id, usage["total_tokens"])
+    with logs.bound(run_id=run.public_id, project=project):
+        logger.info("run %s", run.status, extra={"status": run.status, "model": run.model})
 
 
 def close_open_items(run: Run, *, now, last_error: dict | None = None) -> None:

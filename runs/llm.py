@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 
-from assistants_project import providers
+from assistants_project import metrics, providers
 from assistants_project.providers import scrub
 from runs import heartbeat, responses_api
 from tenancy import credentials as provider_credentials
@@ -180,8 +180,13 @@ def stream_chat(*, model: str, messages: list[dict], tools: list[dict] | None = 
         if value is not None:
             kwargs[name] = value
     _drop_unsupported(kwargs, params)
-    stream = _open_stream(kwargs)
-    yield from _normalize(stream)
+    with metrics.model_call(target) as first_token:  # latency, errors, the run's time to first token
+        stream = _open_stream(kwargs)
+        for delta in _normalize(stream):
+            if first_token is not None and not isinstance(delta, Finish):
+                first_token()
+                first_token = None
+            yield delta
 
 
 _OPTIONAL = ("temperature", "top_p", "max_tokens", "reasoning_effort", "response_format", "tool_choice",
@@ -219,7 +224,8 @@ def _open_stream(kwargs: dict):
         except Exception as exc:
             raise _classify(exc) from exc
 
-    policy = providers.retrying(lambda exc: isinstance(exc, ModelError) and exc.transient, before=heartbeat.progress)
+    policy = providers.retrying(lambda exc: isinstance(exc, ModelError) and exc.transient, before=heartbeat.progress,
+                                on_retry=lambda: metrics.model_retry(kwargs["model"]))
     return policy(call)
 
 

@@ -67,3 +67,8 @@ def thread_for_run(*, project: Project, thread_id: str, assistant_id: str) -> tu
     return thread, assistant
 
 
+
+
+def active_run_count(*, project: Project) -> int:
+    """Runs of the project that are not finished (its concurrent-runs limit)."""
+    return Run.objects.filter(project=project, status__in=Run.ACTIVE).count()

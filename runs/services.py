@@ -15,11 +15,12 @@ from assistants.models import Assistant, Thread
 from assistants.services import message_create, thread_create
 from assistants_project.api.errors import InvalidRequest, NotFoundError, OpenAIError
 from runs import event_model as ev
-from runs import events, lifecycle, llm, tools
+from runs import events, lifecycle, llm, selectors, tools
 from runs.lifecycle import creation_lock_keys, run_finish_cancel
 from runs.models import Run, RunStep
 from runs.selectors import thread_for_run
 from tenancy import credentials as provider_credentials
+from tenancy import limits
 from tenancy.models import Project
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: b
                lead_events: tuple = (), **options) -> Run:
     """Write the run as ``queued`` (copying the effective model, instructions and tools) and enqueue it.
     ``lead_events`` (``runs.event_model``) open its stream."""
+    limits.check_run_start(project, active_runs=lambda: selectors.active_run_count(project=project))
     with transaction.atomic():
         # The thread's row lock serialises creators (a run, a message) on the thread.
         thread, assistant = thread_for_run(project=project, thread_id=thread_id, assistant_id=assistant_id)

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import StreamingHttpResponse
 
+from assistants_project import metrics
 from assistants_project.api.errors import error_body
 from assistants_project.redis import async_redis_client
 from runs.events import stream_key
@@ -31,6 +32,7 @@ async def run_events(run_public_id: str, after: str = "0-0"):
     """Every event after ``after`` up to and including the next end event (requires_action or terminal)."""
     key, cursor = stream_key(run_public_id), after or "0-0"
     block_ms = max(1, round(settings.STREAM_KEEPALIVE_SECONDS * 1000))
+    metrics.OPEN_STREAMS.inc()
     try:
         client = async_redis_client()
         while True:
@@ -51,6 +53,8 @@ async def run_events(run_public_id: str, after: str = "0-0"):
                            "GET …/events and Last-Event-ID.", status=500)
         yield f"event: error\ndata: {json.dumps(error)}\n\n".encode()
         yield DONE
+    finally:  # also when the client goes away (the generator is closed)
+        metrics.OPEN_STREAMS.dec()
 
 
 def sse_response(run_public_id: str, after: str = "0-0") -> StreamingHttpResponse:

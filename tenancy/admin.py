@@ -16,9 +16,12 @@ from tenancy.services import api_key_cache_forget, api_key_create
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "public_id", "created_at"]
+    list_display = ["name", "public_id", "created_at", "requests_per_minute", "concurrent_runs", "tokens_per_day"]
     search_fields = ["name", "public_id"]
     readonly_fields = ["public_id", "created_at"]
+    fieldsets = [(None, {"fields": ["name", "public_id", "created_at"]}),
+                 ("Limits (empty: the deployment's RATE_LIMIT_* default; 0: unlimited)",
+                  {"fields": ["requests_per_minute", "concurrent_runs", "tokens_per_day"]})]
 
 
 @admin.register(ApiKey)

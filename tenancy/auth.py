@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
+from assistants_project import logs
 from assistants_project.api.errors import AuthenticationFailed
+from tenancy import limits
 from tenancy.selectors import api_key_project
 
 
@@ -43,6 +45,8 @@ class BearerKeyAuthentication(BaseAuthentication):
                 code="invalid_api_key",
             )
         project, key_id = found
+        logs.bind(project=project.name)
+        limits.check_request(project.pk, limits.effective(project, "requests_per_minute"))
         return ProjectPrincipal(project=project, api_key_id=key_id), key_id
 
     def authenticate_header(self, request):

@@ -19,6 +19,15 @@ class Project(models.Model):
     public_id = models.CharField(max_length=64, unique=True, editable=False)
     name = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Limits of this project; empty = the deployment's default (RATE_LIMIT_* settings), 0 = unlimited.
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="API requests per minute. Empty: RATE_LIMIT_REQUESTS_PER_MINUTE; 0: no limit.")
+    concurrent_runs = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Runs queued, in progress or waiting for tool outputs at once. Empty: "
+        "RATE_LIMIT_CONCURRENT_RUNS; 0: no limit.")
+    tokens_per_day = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tokens of finished runs per UTC day. Empty: RATE_LIMIT_TOKENS_PER_DAY; "
+        "0: no limit.")
 
     class Meta:
         db_table = "assistants_project"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -53,6 +55,7 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, web_workers: int, no_worker: bool, no_beat: bool,
                no_prepare: bool, exec_role: str | None, **options):
         commands = process_commands(host=host, port=port, web_workers=web_workers)
+        metrics_dir(clean_all=not exec_role)
         if exec_role:
             self.stdout.flush()
             os.execv(commands[exec_role][0], commands[exec_role])
@@ -105,6 +108,31 @@ class Command(BaseCommand):
                 embedded.stop_postgres(settings.DATA_DIR)
         if code:
             raise CommandError("a child process failed")
+
+
+def metrics_dir(*, clean_all: bool) -> Path:
+    """The directory where every process this starts keeps its Prometheus values (PROMETHEUS_MULTIPROC_DIR,
+    inherited by the children), emptied at start: all of it when this command supervises every process; when it
+    becomes one process (containers may share the directory through a volume), the files of this host's processes
+    that are gone."""
+    path = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.DATA_DIR / "metrics")))
+    path.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname().replace("_", "-") + "-"
+    for file in path.glob("*.db"):
+        owner = file.stem.rsplit("_", 1)[-1]
+        if clean_all or (owner.startswith(host) and not _alive(owner[len(host):])):
+            file.unlink(missing_ok=True)
+    return path
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _terminate(children, timeout: float = 15.0) -> None:
