@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from assistants_project.api.errors import AuthenticationFailed
+from tenancy.models import Project
 from tenancy.selectors import api_key_project
 
 
@@ -14,7 +15,7 @@ from tenancy.selectors import api_key_project
 class ProjectPrincipal:
     """``request.user`` for API calls: the project the key belongs to."""
 
-    project: object
+    project: Project
     api_key_id: int
     is_authenticated: bool = True
 

@@ -65,5 +65,9 @@ def list_response(request, queryset: QuerySet, shape: Callable[[Any], dict] | No
     if narrow is not None:
         queryset = narrow(queryset, params)
     rows, has_more = paginate(queryset, params, cursor_field=cursor_field, parent_field=parent_field)
-    data = shape_page(rows) if shape_page is not None else [shape(row) for row in rows]
+    if shape_page is not None:
+        data = shape_page(rows)
+    else:
+        assert shape is not None, "list_response needs shape or shape_page"
+        data = [shape(row) for row in rows]
     return Response(list_body(data, has_more))

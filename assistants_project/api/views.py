@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, cast
 
 from django.db import connection
 from django.http import JsonResponse
@@ -15,6 +16,10 @@ from assistants_project.api.ids import check_path_ids
 from assistants_project.api.pagination import list_response
 from assistants_project.api.sanitize import check_request_strings
 from assistants_project.api.validation import validated
+
+if TYPE_CHECKING:
+    from tenancy.auth import ProjectPrincipal
+    from tenancy.models import Project
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +38,9 @@ class OpenAIViewSet(viewsets.GenericViewSet):
     metadata_class = PlainMetadata
 
     @property
-    def project(self):
-        return self.request.user.project
+    def project(self) -> Project:
+        # BearerKeyAuthentication's principal; DRF annotates request.user as Django's user model.
+        return cast("ProjectPrincipal", self.request.user).project
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication first: an anonymous caller learns nothing
