@@ -11,7 +11,7 @@ import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -113,7 +113,8 @@ def count_tokens(model: str, messages: list[dict], tools: list[dict] | None = No
 
     target, _ = resolve(model)
     try:
-        return int(litellm.token_counter(model=target, messages=messages, tools=tools or None))
+        # Our tools are plain dicts in OpenAI's tool shape; LiteLLM annotates them as its own TypedDict.
+        return int(litellm.token_counter(model=target, messages=messages, tools=cast(Any, tools or None)))
     except Exception:
         return int(litellm.token_counter(messages=messages))
 
