@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import mimetypes
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -72,7 +72,7 @@ def file_delete(*, file: File) -> None:
         transaction.on_commit(lambda: storage.delete([name]))
 
 
-def file_purge_expired(*, now=None, batch_size: int = 500) -> int:
+def file_purge_expired(*, now: datetime | None = None, batch_size: int = 500) -> int:
     """Delete every file past its ``expires_at``, in batches; returns how many went."""
     now = now or timezone.now()
     purged = 0

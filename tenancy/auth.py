@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
 
 from assistants_project.api.errors import AuthenticationFailed
 from tenancy.models import Project
@@ -27,7 +28,7 @@ def _masked(raw: str) -> str:
 class BearerKeyAuthentication(BaseAuthentication):
     keyword = b"bearer"
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[ProjectPrincipal, int] | None:
         parts = get_authorization_header(request).split()
         if not parts:
             return None  # → NotAuthenticated (401) through IsAuthenticated
@@ -46,5 +47,5 @@ class BearerKeyAuthentication(BaseAuthentication):
         project, key_id = found
         return ProjectPrincipal(project=project, api_key_id=key_id), key_id
 
-    def authenticate_header(self, request):
+    def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'

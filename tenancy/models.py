@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from django.db import models
 
@@ -26,7 +27,7 @@ class Project(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.public_id:
             self.public_id = new_id("project")
         super().save(*args, **kwargs)
@@ -81,7 +82,7 @@ class TenantModel(models.Model):
     def __str__(self) -> str:
         return self.public_id
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.public_id:
             self.public_id = new_id(self.id_kind)
         super().save(*args, **kwargs)
