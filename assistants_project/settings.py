@@ -268,6 +268,38 @@ GATEWAY_MODELS = [m.strip() for m in env_str("GATEWAY_MODELS").split(",") if m.s
 # are refused unless this is on: otherwise any API key holder could make the server call arbitrary URLs.
 PROVIDER_HEADERS_ALLOW_URLS = env_bool("PROVIDER_HEADERS_ALLOW_URLS", False)
 
+
+def _credentials_keys() -> list[str]:
+    """Fernet keys (comma-separated, newest first) that encrypt provider credentials at rest and on their way to
+    the workers. Generated once into the data dir in embedded mode, like the secret key; required with
+    DATABASE_URL. Older keys after the first still decrypt (rotation: ``manage.py providercredentials rotate``)."""
+    raw = env_str("CREDENTIALS_ENCRYPTION_KEY")
+    if not raw:
+        if not EMBEDDED_POSTGRES:
+            raise ImproperlyConfigured("CREDENTIALS_ENCRYPTION_KEY must be set when DATABASE_URL is set (production); "
+                                       "make one with: python -c 'from cryptography.fernet import Fernet; "
+                                       "print(Fernet.generate_key().decode())'")
+        path = DATA_DIR / "credentials_key"
+        if not path.exists():
+            from cryptography.fernet import Fernet
+
+            path.write_bytes(Fernet.generate_key())
+            path.chmod(0o600)
+        raw = path.read_text()
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    from cryptography.fernet import Fernet
+
+    for key in keys:
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ImproperlyConfigured("CREDENTIALS_ENCRYPTION_KEY: each key must be 32 url-safe base64-encoded "
+                                       "bytes (Fernet.generate_key())") from None
+    return keys
+
+
+CREDENTIALS_ENCRYPTION_KEYS = _credentials_keys()
+
 # --- Misc -----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

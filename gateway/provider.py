@@ -14,6 +14,7 @@ import openai
 from django.conf import settings
 
 from runs.llm import resolve
+from tenancy import credentials as provider_credentials
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -39,10 +40,12 @@ def _litellm():
     return litellm
 
 
-def target(model: str, overrides: dict) -> tuple[str, dict]:
-    """(LiteLLM model, parameters): the alias's parameters, then the request's header parameters over them."""
+async def target(model: str, overrides: dict, *, project) -> tuple[str, dict]:
+    """(LiteLLM model, parameters): the alias's parameters, the project's stored credentials for the model's
+    provider over them (tenancy/credentials.py), then the request's header parameters over those."""
     name, params = resolve(model)
-    return name, {**params, **overrides}
+    stored = await provider_credentials.astored_params(project.pk, provider_credentials.provider_of(name, params))
+    return name, {**params, **stored, **overrides}
 
 
 async def chat(kwargs: dict, secrets: list[str]):
@@ -88,11 +91,10 @@ def _server_keys() -> tuple[str, ...]:
 
 
 def secrets(creds, params: dict) -> list[str]:
-    """What must never appear in an answer: the request's credentials, the alias's key, the server's keys."""
+    """What must never appear in an answer: the request's credentials, the alias's and the project's (the string
+    values of ``params``), the server's keys."""
     values = [*creds.secrets(), *_server_keys()]
-    if isinstance(params.get("api_key"), str):
-        values.append(params["api_key"])
-    return values
+    return values + provider_credentials.secret_values(params)
 
 
 _PREFIX = re.compile(r"^(litellm\.\w+:\s*)?(\w+Error:\s*)?(\w+Exception\s*-\s*)?")

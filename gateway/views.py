@@ -69,7 +69,7 @@ async def chat_completions(request, *, project, creds):
                             "ignored).")
     data = validation.parse(request.body, validation.CHAT_FIELDS)
     model = validation.chat(data)
-    target, params = provider.target(model, creds.llm_kwargs())
+    target, params = await provider.target(model, creds.llm_kwargs(), project=project)
     kwargs = {**params, **{k: v for k, v in data.items() if k not in validation.CHAT_NOT_FORWARDED}, "model": target}
     secrets = provider.secrets(creds, params)
     if not data.get("stream"):
@@ -100,7 +100,7 @@ async def stored_completion(request, *, project, creds, completion_id: str, rest
 async def embeddings(request, *, project, creds):
     data = validation.parse(request.body, validation.EMBEDDING_FIELDS)
     model, base64_format = validation.embedding(data)
-    target, params = provider.target(model, creds.embedding_kwargs())
+    target, params = await provider.target(model, creds.embedding_kwargs(), project=project)
     response = await provider.embed({**params, **data, "model": target}, provider.secrets(creds, params))
     return JsonResponse(shapes.embeddings(response, model, base64_format=base64_format))
 
@@ -123,7 +123,7 @@ async def model_retrieve(request, *, project, creds, model: str):
 async def moderations(request, *, project, creds):
     data = validation.parse(request.body, validation.MODERATION_FIELDS)
     model = validation.moderation(data)
-    target, params = provider.target(model, creds.llm_kwargs())
+    target, params = await provider.target(model, creds.llm_kwargs(), project=project)
     name = provider.moderation_provider(target, params)
     if name != "openai":
         raise InvalidRequest(f"The model '{model}' has no moderations endpoint: moderations go through LiteLLM, "

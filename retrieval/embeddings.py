@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from assistants_project import providers
+from tenancy import credentials as provider_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -76,14 +77,17 @@ def embed(texts: Sequence[str], *, config: EmbeddingConfig, token_counts: Sequen
     litellm = providers.configure_litellm()
     policy = providers.retrying(providers.is_transient, retries=retries)
     extra = {"dimensions": config.dimensions} if supports_dimensions(config.model) else {}
+    # the request's header credentials, then the project's, over the environment (tenancy/credentials.py)
+    extra = {**provider_credentials.embedding_params(config.model), **extra}
     vectors: list[Vector] = []
     for start, end in _batches(texts, token_counts):
         try:
-            response = policy(litellm.embedding, model=config.model, input=list(texts[start:end]),
-                              encoding_format="base64", drop_params=True, num_retries=0, max_retries=0,
-                              timeout=settings.LLM_TIMEOUT_SECONDS, **extra)
+            response = policy(litellm.embedding, **{
+                **extra, "model": config.model, "input": list(texts[start:end]), "encoding_format": "base64",
+                "drop_params": True, "num_retries": 0, "max_retries": 0, "timeout": settings.LLM_TIMEOUT_SECONDS})
         except Exception as exc:  # every provider failure means "no vectors"
-            raise EmbeddingError(f"{type(exc).__name__}: {providers.scrub(str(exc))[:300]}") from exc
+            message = provider_credentials.scrub(providers.scrub(str(exc)))
+            raise EmbeddingError(f"{type(exc).__name__}: {message[:300]}") from exc
         data = sorted(response.data, key=lambda item: _get(item, "index"))
         if len(data) != end - start:
             raise EmbeddingError(f"the provider returned {len(data)} embeddings for {end - start} inputs")

@@ -36,6 +36,7 @@ from retrieval import embeddings, heartbeat, vector_index
 from retrieval.extract import ExtractCrashed, Limits, extract_chunks, release_memory
 from retrieval.models import Chunk, VectorStoreFile
 from retrieval.parsing import ParseError
+from tenancy import credentials as provider_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,9 @@ def vector_store_file_ingest(*, vsf_id: int, task_id: str | None = None) -> str:
     try:
         with heartbeat.beating(token, timeout=settings.INGESTION_TIMEOUT_SECONDS):
             try:
-                prepared = prepare(vsf, config=embeddings.current_config())
+                # the attaching request's header credentials, else the project's (tenancy/credentials.py)
+                with provider_credentials.scope(project_id=vsf.project_id, sealed=vsf.sealed_credentials):
+                    prepared = prepare(vsf, config=embeddings.current_config())
             except ParseError as exc:
                 return "failed" if _fail(vsf, code=exc.code, message=exc.message) else "skipped"
             except ExtractCrashed as exc:
@@ -126,7 +129,8 @@ def vector_store_file_fail(*, vsf_id: int, task_id: str | None = None,
     """Give up on a file (the task's failure hook, after its retries), unless another task holds it now."""
     return bool(VectorStoreFile.objects.filter(pk=vsf_id, status=Status.IN_PROGRESS)
                 .filter(Q(claimed_by__isnull=True) | Q(claimed_by=task_id))
-                .update(status=Status.FAILED, claimed_by=None, last_error={"code": code, "message": message}))
+                .update(status=Status.FAILED, claimed_by=None, sealed_credentials=None,
+                        last_error={"code": code, "message": message}))
 
 
 def vector_store_files_sweep() -> dict:
@@ -145,7 +149,7 @@ def vector_store_files_sweep() -> dict:
             again = [pk for pk, attempts in rows if attempts < settings.INGESTION_MAX_ATTEMPTS]
             if spent:
                 counts["failed"] += VectorStoreFile.objects.filter(pk__in=spent).update(
-                    status=Status.FAILED, claimed_by=None, last_error={
+                    status=Status.FAILED, claimed_by=None, sealed_credentials=None, last_error={
                         "code": "server_error",
                         "message": "The worker processing this file stopped unexpectedly, and so did its retries."})
                 logger.warning("ingestion gave up on %d file(s) after %d attempts", len(spent),
@@ -183,7 +187,8 @@ def vector_store_file_reindex(*, vsf_id: int, config: embeddings.EmbeddingConfig
     if vsf is None:
         return "skipped"
     try:
-        prepared = prepare(vsf, config=config)
+        with provider_credentials.scope(project_id=vsf.project_id):
+            prepared = prepare(vsf, config=config)
     except (ParseError, ExtractCrashed, OSError) as exc:
         logger.warning("Reindexing %s failed; keeping its chunks: %s", vsf.file_id, exc)
         return "failed"
@@ -200,6 +205,7 @@ def _ours(vsf: VectorStoreFile, *, status: str):
 
 def _fail(vsf: VectorStoreFile, *, code: str, message: str) -> bool:
     return bool(_ours(vsf, status=Status.IN_PROGRESS).update(status=Status.FAILED, claimed_by=None,
+                                                           sealed_credentials=None,
                                                            last_error={"code": code, "message": message}))
 
 
@@ -212,7 +218,8 @@ def _store(vsf: VectorStoreFile, prepared: Prepared, *, expect: str) -> bool:
         _copy_chunks(vsf, prepared)
         config = prepared.config
         VectorStoreFile.objects.filter(pk=vsf.pk).update(
-            status=Status.COMPLETED, last_error=None, claimed_by=None, usage_bytes=prepared.usage_bytes,
+            status=Status.COMPLETED, last_error=None, claimed_by=None, sealed_credentials=None,
+            usage_bytes=prepared.usage_bytes,
             chunk_count=len(prepared.chunks), keyword_only=config is None,
             embedding_model=config.model if config else "", embedding_dimensions=config.dimensions if config else None,
             chunker_version=CHUNKER_VERSION)

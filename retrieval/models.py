@@ -91,6 +91,9 @@ class VectorStoreFile(models.Model):
     embedding_model = models.CharField(max_length=256, blank=True, default="")
     embedding_dimensions = models.PositiveIntegerField(null=True)
     chunker_version = models.PositiveSmallIntegerField(default=0)
+    # The provider credentials the attaching request brought in headers, as a Fernet token for the worker
+    # (tenancy/credentials.py); cleared when the ingestion ends.
+    sealed_credentials = models.TextField(null=True, editable=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["vector_store", "file"], name="retrieval_vsf_unique")]

@@ -18,6 +18,7 @@ fusion (RRF). Used by ``POST /v1/vector_stores/{id}/search`` and by the runs' fi
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import math
@@ -111,8 +112,9 @@ def search(*, project: Project, vector_store_ids: Sequence[str | VectorStore], q
     # thread while this one asks Postgres for the full-text side. Its queries use that thread's own connection,
     # unless a transaction is open here (whose rows would be invisible there): then they run here, after.
     own_connection = not connection.in_atomic_block
-    pending = _VECTOR_SIDE.submit(_vector_lists, vector_scope, queries, config, candidates,
-                                  query=own_connection) if (config and vector_scope.chunks) else None
+    # (copy_context: the provider credentials of this request or run apply there too)
+    pending = _VECTOR_SIDE.submit(contextvars.copy_context().run, _vector_lists, vector_scope, queries, config,
+                                  candidates, query=own_connection) if (config and vector_scope.chunks) else None
     lists = _text_lists(text_scope, terms, candidates)
     if pending is not None and config is not None:  # (pending only exists with a config)
         vectors, nearest = pending.result()

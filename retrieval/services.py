@@ -16,6 +16,7 @@ from assistants_project.api.errors import InvalidRequest, NotFoundError
 from retrieval.chunking import ChunkingStrategyError, normalize_chunking_strategy
 from retrieval.ingestion import enqueue_on_commit
 from retrieval.models import Chunk, FileBatch, VectorStore, VectorStoreFile
+from tenancy import credentials as provider_credentials
 from tenancy.models import Project
 
 TOUCH_EVERY = timedelta(seconds=60)  # last_active_at is refreshed at most this often
@@ -129,20 +130,22 @@ def _attach(*, store: VectorStore, items: list[tuple], batch: FileBatch | None =
     existing = {v.file_id: v for v in VectorStoreFile.objects.select_for_update()
                 .filter(vector_store=store, file_id__in=list(by_file)).order_by("pk")}
     rows, new = [], []
+    sealed = provider_credentials.sealed_request()  # the request's header credentials, for the worker
     for file_pk, (file, strategy, attributes) in by_file.items():
         vsf = existing.get(file_pk)
         if vsf is None:
             vsf = VectorStoreFile(project_id=store.project_id, vector_store=store, file=file, batch=batch,
-                                  chunking_strategy=strategy, attributes=attributes or {})
+                                  chunking_strategy=strategy, attributes=attributes or {}, sealed_credentials=sealed)
             new.append(vsf)
         else:  # re-ingest: its old chunks go now, so an in-progress file is never searchable
             vsf.status, vsf.last_error, vsf.batch = VectorStoreFile.Status.IN_PROGRESS, None, batch
             vsf.chunking_strategy, vsf.attributes, vsf.generation = strategy, attributes or {}, vsf.generation + 1
             vsf.chunk_count = vsf.usage_bytes = vsf.attempts = 0
             vsf.claimed_by, vsf.heartbeat_at = None, timezone.now()  # a running attempt loses its claim
+            vsf.sealed_credentials = sealed
             vsf.save(update_fields=["status", "last_error", "batch", "chunking_strategy", "attributes",
                                     "generation", "chunk_count", "usage_bytes", "attempts", "claimed_by",
-                                    "heartbeat_at"])
+                                    "heartbeat_at", "sealed_credentials"])
             Chunk.objects.filter(vector_store_file=vsf).delete()
         vsf.file = file
         rows.append(vsf)
@@ -204,7 +207,7 @@ def file_batch_cancel(*, batch: FileBatch) -> FileBatch:
     """Pending files become ``cancelled`` (compare-and-set: one that just completed stays completed)."""
     with transaction.atomic():
         cancelled = VectorStoreFile.objects.filter(batch=batch, status=VectorStoreFile.Status.IN_PROGRESS).update(
-            status=VectorStoreFile.Status.CANCELLED, claimed_by=None)
+            status=VectorStoreFile.Status.CANCELLED, claimed_by=None, sealed_credentials=None)
         if cancelled and batch.cancelled_at is None:
             batch.cancelled_at = timezone.now()
             FileBatch.objects.filter(pk=batch.pk).update(cancelled_at=batch.cancelled_at)

@@ -23,6 +23,7 @@ from runs import event_model as ev
 from runs import events, heartbeat, lifecycle, llm, tools
 from runs.models import Run, RunStep
 from runs.prompt import PromptTooLong, build_prompt
+from tenancy import credentials as provider_credentials
 
 logger = logging.getLogger(__name__)
 # While a model streams, the cancel flag (a Redis read) is checked this often, not per chunk.
@@ -223,7 +224,9 @@ def run_execute(*, run_id: int, task_id: str) -> None:
     run = lifecycle.run_claim(run_id=run_id, task_id=task_id)
     if run is None:
         return
-    with heartbeat.beating(run.pk):
+    # the provider credentials of the request that created or continued the run, else the project's (issue 16)
+    with heartbeat.beating(run.pk), provider_credentials.scope(project_id=run.project_id,
+                                                               sealed=run.sealed_credentials):
         try:
             _execute(run)
             # A cancel that came while the run finished made the finishing write lose its compare-and-set:

@@ -35,19 +35,21 @@ class Entry:
     clears: tuple[str, ...] = ()  # fields entering it sets to None
 
 
+# A run that ends forgets the provider credentials its request brought (issue 16).
+_ENDED = ("sealed_credentials",)
 # Keyed by status (a Status is a str: the rows' plain strings find their entries).
 RUN: dict[str, Entry] = {
     S.QUEUED: Entry((S.REQUIRES_ACTION,), clears=("required_action",)),  # tool outputs in (a new run starts here)
     S.IN_PROGRESS: Entry((S.QUEUED,), stamp="started_at"),  # kept from the first start on later claims
     S.REQUIRES_ACTION: Entry((S.IN_PROGRESS,)),
     S.CANCELLING: Entry((S.QUEUED, S.IN_PROGRESS, S.REQUIRES_ACTION)),
-    S.CANCELLED: Entry((S.CANCELLING,), stamp="cancelled_at", clears=("required_action", "expires_at")),
-    S.COMPLETED: Entry((S.IN_PROGRESS,), stamp="completed_at", clears=("expires_at",)),
-    S.INCOMPLETE: Entry((S.IN_PROGRESS,), clears=("expires_at",)),
+    S.CANCELLED: Entry((S.CANCELLING,), stamp="cancelled_at", clears=("required_action", "expires_at", *_ENDED)),
+    S.COMPLETED: Entry((S.IN_PROGRESS,), stamp="completed_at", clears=("expires_at", *_ENDED)),
+    S.INCOMPLETE: Entry((S.IN_PROGRESS,), clears=("expires_at", *_ENDED)),
     S.FAILED: Entry((S.QUEUED, S.IN_PROGRESS, S.REQUIRES_ACTION), stamp="failed_at",
-                    clears=("required_action", "expires_at")),
+                    clears=("required_action", "expires_at", *_ENDED)),
     # only a paused run expires: one that got its tool outputs is queued again and must not expire then
-    S.EXPIRED: Entry((S.REQUIRES_ACTION,), clears=("required_action",)),
+    S.EXPIRED: Entry((S.REQUIRES_ACTION,), clears=("required_action", *_ENDED)),
 }
 STEP_STAMPS: dict[str, str] = {RunStep.Status.COMPLETED: "completed_at", RunStep.Status.CANCELLED: "cancelled_at",
                                RunStep.Status.FAILED: "failed_at", RunStep.Status.EXPIRED: "expired_at"}

@@ -8,7 +8,10 @@ targets and parameters; runs always echo the name the client sent.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
+import sys
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -17,7 +20,8 @@ from django.conf import settings
 
 from assistants_project import providers
 from assistants_project.providers import scrub
-from runs import heartbeat
+from runs import heartbeat, responses_api
+from tenancy import credentials as provider_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +78,7 @@ def resolve(model: str) -> tuple[str, dict]:
     if alias is None:
         return model, {}
     params = dict(alias)
+    params.pop("api", None)  # how runs call the model (uses_responses_api), not a LiteLLM parameter
     return params.pop("model", model), params
 
 
@@ -127,7 +132,7 @@ def _classify(exc: Exception) -> ModelError:
     import litellm
 
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    message = scrub(message.splitlines()[0])[:500]
+    message = provider_credentials.scrub(scrub(message.splitlines()[0]))[:500]  # a provider may echo the key
     if providers.is_credential_error(exc):
         return ModelError("server_error", "The model provider rejected the credentials this server is configured "
                                           f"with (check its provider API key): {message}")
@@ -154,6 +159,14 @@ def stream_chat(*, model: str, messages: list[dict], tools: list[dict] | None = 
     the run's progress for the heartbeat. A stream that ends without a finish reason raises ModelError.
     """
     target, params = resolve(model)
+    # --- provider credentials (issue 16): the request's headers, then the project's stored ones, over the alias's
+    params = provider_credentials.llm_params(target, params)
+    if uses_responses_api(model):  # --- Responses-backed model (issue 16): its own call path, below
+        yield from _stream_responses(target, params, responses_api.request(
+            messages=messages, tools=tools, tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+            reasoning_effort=reasoning_effort))
+        return
     kwargs: dict[str, Any] = {**params, "model": target, "messages": messages, "stream": True,
                               "stream_options": {"include_usage": True}, "num_retries": 0, "max_retries": 0,
                               "timeout": settings.LLM_TIMEOUT_SECONDS}
@@ -265,3 +278,110 @@ def _normalize(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
     finally:
         close_stream(stream)
     yield Finish(reason=finish_reason or "stop", usage=usage)
+
+
+# --- Responses-backed models (issue 16) ------------------------------------------------------------------------
+# A model marked ``api: responses`` in MODEL_ALIASES_FILE (``api: chat`` forces chat completions), or one LiteLLM's
+# model map lists with mode "responses", runs through the provider's Responses API: stateless (store: false, the
+# whole context each turn), translated to and from our chat-style turn by runs.responses_api.
+
+
+@functools.lru_cache(maxsize=256)
+def uses_responses_api(model: str) -> bool:
+    api = (_aliases().get(model) or {}).get("api")
+    if api is not None:
+        return api == "responses"
+    target, _ = resolve(model)
+    try:
+        return _litellm().get_model_info(target).get("mode") == "responses"
+    except Exception:
+        return False
+
+
+def _stream_responses(target: str, params: dict, request: dict) -> Iterator[TextDelta | ToolCallDelta | Finish]:
+    litellm = _litellm()
+    kwargs = {**params, **request, "model": target, "num_retries": 0, "max_retries": 0,
+              "timeout": settings.LLM_TIMEOUT_SECONDS, "_skip_mcp_handler": True}  # as in _open_stream
+    _without_mcp_gateway()
+
+    def call():
+        try:
+            return litellm.responses(**kwargs)
+        except Exception as exc:
+            raise _classify(exc) from exc
+
+    # transient failures before the first event are retried with the chat calls' policy
+    policy = providers.retrying(lambda exc: isinstance(exc, ModelError) and exc.transient, before=heartbeat.progress)
+    stream = policy(call)
+    try:
+        yield from _normalize_responses(stream)
+    finally:  # every exit (done, cancel, error) stops reading from the provider at once
+        for closer in (getattr(stream, "close", None), getattr(getattr(stream, "response", None), "close", None)):
+            if callable(closer):
+                try:
+                    closer()
+                except Exception:
+                    logger.debug("closing a Responses stream failed", exc_info=True)
+
+
+@functools.cache
+def _without_mcp_gateway() -> None:
+    """LiteLLM 1.106 imports its proxy's MCP gateway on every Responses call, even with _skip_mcp_handler, and
+    that needs the optional ``mcp`` and proxy packages. Where the import fails, a stand-in that declines the
+    gateway (runs never use it) takes the module's place, so the call goes straight to the provider."""
+    name = "litellm.responses.mcp.litellm_proxy_mcp_handler"
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        class Declined:
+            @staticmethod
+            def should_use_litellm_mcp_gateway(*args, **kwargs) -> bool:
+                return False
+
+        stand_in = types.ModuleType(name)
+        vars(stand_in)["LiteLLM_Proxy_MCP_Handler"] = Declined  # (a module attribute mypy cannot know)
+        sys.modules[name] = stand_in
+
+
+def _normalize_responses(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
+    """Responses events → our deltas. A stream that ends without response.completed/incomplete is an error."""
+    field = responses_api.field
+    calls: set[int] = set()
+    try:
+        for event in stream:
+            kind = field(event, "type") or ""
+            kind = str(getattr(kind, "value", kind))  # LiteLLM's events carry an enum
+            if kind == "response.output_text.delta":
+                if field(event, "delta"):
+                    yield TextDelta(field(event, "delta"))
+            elif kind == "response.output_item.added":
+                item = field(event, "item")
+                if field(item, "type") == "function_call":
+                    index = field(event, "output_index") or 0
+                    calls.add(index)
+                    yield ToolCallDelta(index=index, id=field(item, "call_id"), name=field(item, "name"),
+                                        arguments=responses_api.arguments_text(field(item, "arguments")) if
+                                        field(item, "arguments") else "")
+            elif kind == "response.function_call_arguments.delta":
+                if field(event, "delta"):
+                    yield ToolCallDelta(index=field(event, "output_index") or 0, arguments=field(event, "delta"))
+            elif kind == "response.completed":
+                yield Finish(reason="tool_calls" if calls else "stop",
+                             usage=responses_api.usage_of(field(event, "response")))
+                return
+            elif kind == "response.incomplete":
+                response = field(event, "response")
+                reason = field(field(response, "incomplete_details"), "reason")
+                yield Finish(reason="content_filter" if reason == "content_filter" else "length",
+                             usage=responses_api.usage_of(response))
+                return
+            elif kind in ("response.failed", "error"):
+                error = field(field(event, "response"), "error") or event
+                raise ModelError("server_error", provider_credentials.scrub(
+                    str(field(error, "message") or "The model provider reported a failure."))[:500])
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise _classify(exc) from exc
+    raise ModelError("server_error", "The model provider's response stream ended before the response completed.",
+                     transient=True)

@@ -55,6 +55,9 @@ class Run(TenantModel):
     claimed_by = models.CharField(max_length=64, null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True)
+    # The provider credentials the request that created (or continued) the run brought in headers, as a Fernet
+    # token for the worker (tenancy/credentials.py); cleared when the run ends.
+    sealed_credentials = models.TextField(null=True, editable=False)
 
     class Meta:
         indexes = [

@@ -21,6 +21,7 @@ from runs import events, lifecycle, llm, tools
 from runs.lifecycle import creation_lock_keys, run_finish_cancel
 from runs.models import Run, RunStep
 from runs.selectors import thread_for_run
+from tenancy import credentials as provider_credentials
 from tenancy.models import Project
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: b
                     pk=run_pk, project=project, thread=thread, assistant=assistant,
                     assistant_public_id=assistant.public_id,
                     expires_at=timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS),
-                    include=list(include or []), claimed_by=task_id, **fields)
+                    include=list(include or []), claimed_by=task_id,
+                    sealed_credentials=provider_credentials.sealed_request(), **fields)
         except IntegrityError as exc:
             if "one_active_run_per_thread" not in str(exc):
                 raise
@@ -194,7 +196,12 @@ def run_submit_tool_outputs(*, run: Run, tool_outputs: list[dict]) -> tuple[Run,
         for name, value in timestamps.items():
             setattr(run, name, value)
         run.status, run.attempts = Run.Status.QUEUED, 0
-        run.save(update_fields=["status", "attempts", *timestamps])
+        update = ["status", "attempts", *timestamps]
+        sealed = provider_credentials.sealed_request()
+        if sealed:  # a continuation with header credentials uses them from here on (issue 16)
+            run.sealed_credentials = sealed
+            update.append("sealed_credentials")
+        run.save(update_fields=update)
         events.publish_on_commit(run.public_id, ev.RunStatus(run))
         lifecycle.enqueue(run)
     return run, after

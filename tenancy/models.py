@@ -86,3 +86,26 @@ class TenantModel(models.Model):
         if not self.public_id:
             self.public_id = new_id(self.id_kind)
         super().save(*args, **kwargs)
+
+
+class ProviderCredential(models.Model):
+    """A project's own credentials for one LiteLLM provider (``openai``, ``anthropic``, ``azure``, ``bedrock``…):
+    LiteLLM parameters such as ``api_key`` or ``aws_region_name``, used by the project's runs, ingestion, search
+    and gateway calls unless a request brings its own (tenancy/credentials.py). Stored only as a Fernet token;
+    nothing shows the values back."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="provider_credentials")
+    provider = models.CharField(max_length=64, help_text="LiteLLM provider name, e.g. openai, anthropic, azure.")
+    sealed = models.TextField(editable=False)  # Fernet token of the parameters' JSON
+    param_names = models.JSONField(default=list, editable=False)  # what the token holds, for listings
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "provider"], name="tenancy_provider_credential")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} ({self.project})"
+
+    def __repr__(self) -> str:
+        return f"<ProviderCredential {self.provider} of {self.project_id}: {sorted(self.param_names)}>"

@@ -9,7 +9,8 @@ Usage::
         litellm.completion(model="gpt-4o-mini", messages=[...], api_base=fake.base_url, api_key="sk-fake")
         fake.chat_requests()[-1]["messages"]
 
-Endpoints: ``POST /v1/chat/completions`` (stream and non-stream), ``POST /v1/embeddings``,
+Endpoints: ``POST /v1/chat/completions`` (stream and non-stream), ``POST /v1/responses`` (likewise, with the
+same rules), ``POST /v1/embeddings``,
 ``GET /v1/models`` (and ``GET /v1/models/<id>``).  Everything else answers 404 with an OpenAI error
 envelope.  Standalone: ``python -m tests.fake_llm --port 0`` prints the base url and serves until killed.
 """
@@ -380,6 +381,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._embeddings(body if isinstance(body, dict) else {})
             elif method == "POST" and path == "/v1/moderations":  # see the gateway section of _Handler
                 self._moderations(body if isinstance(body, dict) else {})
+            elif method == "POST" and path == "/v1/responses":  # see the Responses API section of _Handler
+                self._responses(body if isinstance(body, dict) else {})
             elif method == "GET" and path == "/v1/models":
                 self._send_json(200, {"object": "list", "data": [self._model(m) for m in self.fake.models]})
             elif method == "GET" and path.startswith("/v1/models/") and path[len("/v1/models/") :]:
@@ -661,6 +664,128 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(200, {"id": _new_id("modr-"), "model": body.get("model") or "omni-moderation-latest",
                               "results": results})
 
+    # ------------------------------------------------------------------ Responses API (issue 16)
+    def _responses(self, body: dict) -> None:
+        """``POST /v1/responses``: the same rules as chat completions (matched on the input items seen as chat
+        messages). Streams the typed events with a ``sequence_number`` from 0; function calls come after the
+        text; ``max_output_tokens`` cuts the text (status ``incomplete``, reason max_output_tokens)."""
+        chat_view = _responses_as_chat(body)
+        reply = self.fake._pick_reply(chat_view)
+        if reply.error is not None:
+            status, message, type_, code = _error_parts(tuple(reply.error))
+            self._sleep(reply.first_token_delay)
+            self._send_error(status, message, type_, code)
+            return
+        tokens = tokenize(reply.text) if reply.text else []
+        calls = [self._tool_call(call) for call in (reply.tool_calls or [])]
+        limit = body.get("max_output_tokens")
+        incomplete = isinstance(limit, int) and len(tokens) > limit
+        if incomplete:
+            tokens, calls = tokens[:limit], []
+        output_tokens = len(tokens) + sum(len(tokenize(f"{c['function']['name']} {c['function']['arguments']}"))
+                                          for c in calls)
+        input_tokens = _count_prompt_tokens(chat_view)
+        usage = {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
+                 "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": input_tokens + output_tokens, **(reply.usage or {})}
+        response = {"id": _new_id("resp_"), "object": "response", "created_at": int(time.time()),
+                    "status": "in_progress", "model": body.get("model") or "gpt-4o-mini", "output": [],
+                    "store": body.get("store", True), "error": None, "incomplete_details": None,
+                    "instructions": body.get("instructions"), "max_output_tokens": limit,
+                    "parallel_tool_calls": body.get("parallel_tool_calls", True), "previous_response_id": None,
+                    "temperature": body.get("temperature", 1.0), "top_p": body.get("top_p", 1.0),
+                    "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools") or [],
+                    "text": body.get("text") or {"format": {"type": "text"}}, "truncation": "disabled",
+                    "usage": None, "metadata": {}}
+        message_id = _new_id("msg_")
+        text_item = {"id": message_id, "type": "message", "role": "assistant", "status": "completed",
+                     "content": [{"type": "output_text", "text": "".join(tokens), "annotations": []}]}
+        call_items = [{"id": _new_id("fc_"), "type": "function_call", "status": "completed", "call_id": c["id"],
+                       "name": c["function"]["name"], "arguments": c["function"]["arguments"]} for c in calls]
+        output = ([text_item] if tokens or not calls else []) + call_items
+        final = {**response, "status": "incomplete" if incomplete else "completed", "output": output,
+                 "usage": usage, "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None}
+        if not body.get("stream"):
+            self._sleep(reply.first_token_delay)
+            self._send_json(200, final)
+            return
+        events: list[tuple[bool, dict]] = [  # (paced: a token_delay before it, event)
+            (False, {"type": "response.created", "response": response}),
+            (False, {"type": "response.in_progress", "response": response})]
+        index = 0
+        if tokens or not calls:
+            part = {"type": "output_text", "text": "", "annotations": []}
+            events += [(False, {"type": "response.output_item.added", "output_index": 0,
+                                "item": {**text_item, "status": "in_progress", "content": []}}),
+                       (False, {"type": "response.content_part.added", "item_id": message_id, "output_index": 0,
+                                "content_index": 0, "part": part})]
+            events += [(True, {"type": "response.output_text.delta", "item_id": message_id, "output_index": 0,
+                               "content_index": 0, "delta": token, "logprobs": []}) for token in tokens]
+            events += [(False, {"type": "response.output_text.done", "item_id": message_id, "output_index": 0,
+                                "content_index": 0, "text": "".join(tokens), "logprobs": []}),
+                       (False, {"type": "response.content_part.done", "item_id": message_id, "output_index": 0,
+                                "content_index": 0, "part": text_item["content"][0]}),
+                       (False, {"type": "response.output_item.done", "output_index": 0, "item": text_item})]
+            index = 1
+        for offset, item in enumerate(call_items):
+            at = index + offset
+            events.append((True, {"type": "response.output_item.added", "output_index": at,
+                                  "item": {**item, "status": "in_progress", "arguments": ""}}))
+            events += [(True, {"type": "response.function_call_arguments.delta", "item_id": item["id"],
+                               "output_index": at, "delta": piece}) for piece in _split_arguments(item["arguments"])]
+            events += [(False, {"type": "response.function_call_arguments.done", "item_id": item["id"],
+                                "output_index": at, "arguments": item["arguments"]}),
+                       (False, {"type": "response.output_item.done", "output_index": at, "item": item})]
+        events.append((False, {"type": "response.incomplete" if incomplete else "response.completed",
+                               "response": final}))
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+        except OSError as exc:
+            raise _ClientGone from exc
+        self._sleep(reply.first_token_delay)
+        deltas = 0
+        for sequence, (paced, event) in enumerate(events):
+            if paced:
+                if deltas:
+                    self._sleep(reply.token_delay)
+                deltas += 1
+            event["sequence_number"] = sequence
+            text = json.dumps(event, separators=(",", ":"))
+            self._write_chunk(f"event: {event['type']}\ndata: {text}\n\n".encode())
+            if reply.hang and deltas == 1 and paced:
+                self._sleep(self.fake.hang_seconds)
+        self._write(b"0\r\n\r\n")
+
+
+def _responses_as_chat(body: dict) -> dict:
+    """A Responses request seen as chat messages (for rule matching and prompt token counts)."""
+    raw = body.get("input")
+    messages: list[dict] = []
+    if body.get("instructions"):
+        messages.append({"role": "system", "content": body["instructions"]})
+    for item in [raw] if isinstance(raw, str) else (raw or []):
+        if isinstance(item, str):
+            messages.append({"role": "user", "content": item})
+        elif not isinstance(item, dict):
+            continue
+        elif item.get("type") == "function_call_output":
+            messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": str(item.get("output"))})
+        elif item.get("type") == "function_call":
+            messages.append({"role": "assistant", "content": None, "tool_calls": [
+                {"id": item.get("call_id"), "type": "function",
+                 "function": {"name": item.get("name"), "arguments": item.get("arguments", "")}}]})
+        elif "role" in item:
+            content = item.get("content")
+            if isinstance(content, list):
+                content = [{"type": "text", "text": p.get("text", "")} for p in content if isinstance(p, dict)]
+            messages.append({"role": item["role"], "content": content})
+    return {**body, "messages": messages}
+# ------------------------------------------------------------------ end Responses API
+
 
 MODERATION_CATEGORIES = ("harassment", "harassment/threatening", "sexual", "hate", "hate/threatening", "illicit",
                          "illicit/violent", "self-harm/intent", "self-harm/instructions", "self-harm",
@@ -789,6 +914,10 @@ class FakeLLM:
         self.required_api_key = None
 
     # ------------------------------------------------------------------ inspection
+    def responses_requests(self) -> list[dict]:  # Responses API (issue 16)
+        with self._lock:
+            return [r["body"] for r in self.requests if r["path"] == "/v1/responses"]
+
     def chat_requests(self) -> list[dict]:
         with self._lock:
             return [r["body"] for r in self.requests if r["path"] == "/v1/chat/completions"]

@@ -178,7 +178,9 @@ def live_stack(fake_llm_server):
 
     reset_e2e_stores()
     # A public alias for a LiteLLM target with its own parameters (runs must echo the alias).
-    (E2E_DATA_DIR / "models.yaml").write_text("house-model:\n  model: openai/gpt-4o-mini\n  temperature: 0.25\n")
+    # responses-model: runs through the provider's Responses API (issue 16).
+    (E2E_DATA_DIR / "models.yaml").write_text("house-model:\n  model: openai/gpt-4o-mini\n  temperature: 0.25\n"
+                                              "responses-model:\n  model: openai/gpt-4o-mini\n  api: responses\n")
     port = free_port()
     log_path = E2E_DATA_DIR / "serve.log"
     log_path.write_text("")

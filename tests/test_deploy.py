@@ -14,6 +14,8 @@ from django.test import Client, override_settings
 
 from tests.live import ROOT
 
+FERNET_KEY = "kBzbZ0ly0iEYuJS4J2nxUCH_vwCk2sDRfkTcFc8mkcE="  # CREDENTIALS_ENCRYPTION_KEY is required with DATABASE_URL
+
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 ENTRYPOINT = (ROOT / "deploy" / "entrypoint.sh").read_text()
@@ -65,6 +67,7 @@ def test_secrets_come_from_the_environment_with_a_message_and_nothing_is_wide_op
     text = (ROOT / "docker-compose.yml").read_text()
     web_env = APP_SERVICES["web"]["environment"]
     assert re.fullmatch(r"\$\{DJANGO_SECRET_KEY:\?.+\}", web_env["DJANGO_SECRET_KEY"])
+    assert re.fullmatch(r"\$\{CREDENTIALS_ENCRYPTION_KEY:\?.+\}", web_env["CREDENTIALS_ENCRYPTION_KEY"])
     assert "${POSTGRES_PASSWORD:?" in web_env["DATABASE_URL"]
     assert re.fullmatch(r"\$\{POSTGRES_PASSWORD:\?.+\}",
                         COMPOSE["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"])
@@ -116,7 +119,8 @@ def test_the_image_is_slim_pinned_non_root_with_a_healthcheck_and_no_local_data(
 def test_migrate_reports_a_database_that_is_down_as_down(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL")}
     env.update(PATH=f"{os.path.dirname(sys.executable)}:{env['PATH']}", DATABASE_URL="postgres://u:p@127.0.0.1:1/db",
-               REDIS_URL="redis://127.0.0.1:1/0", DJANGO_SECRET_KEY="k" * 50, ASSISTANTS_DATA_DIR=str(tmp_path))
+               REDIS_URL="redis://127.0.0.1:1/0", DJANGO_SECRET_KEY="k" * 50, ASSISTANTS_DATA_DIR=str(tmp_path),
+               CREDENTIALS_ENCRYPTION_KEY=FERNET_KEY)
     done = subprocess.run([str(ROOT / "deploy" / "entrypoint.sh"), "migrate"], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode != 0
@@ -164,7 +168,7 @@ def test_make_run_reads_dot_env_and_the_environment_wins(tmp_path):
 def test_proxy_settings_are_read_from_the_environment(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env.update(DATABASE_URL="postgres://u:p@127.0.0.1:1/db", REDIS_URL="redis://127.0.0.1:1/0",
-               DJANGO_SECRET_KEY="k" * 50, ASSISTANTS_DATA_DIR=str(tmp_path),
+               DJANGO_SECRET_KEY="k" * 50, ASSISTANTS_DATA_DIR=str(tmp_path), CREDENTIALS_ENCRYPTION_KEY=FERNET_KEY,
                DJANGO_CSRF_TRUSTED_ORIGINS="https://proxy.example, https://admin.example",
                DJANGO_TRUST_X_FORWARDED_PROTO="true")
     code = ("from assistants_project import settings as s; "

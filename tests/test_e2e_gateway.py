@@ -208,7 +208,8 @@ def test_models_list_and_retrieve(live, client):
     raw = client.models.with_raw_response.list()
     gateway_schema(raw.http_response.json(), "ListModelsResponse")
     ids = [m.id for m in raw.parse()]
-    assert ids == ["house-model", "gpt-4o-mini", "text-embedding-3-small", "omni-moderation-latest"]
+    assert ids == ["house-model", "responses-model", "gpt-4o-mini", "text-embedding-3-small",
+                   "omni-moderation-latest"]
     model = client.models.retrieve("house-model")
     gateway_schema(model.model_dump(), "Model")
     assert model.id == "house-model" and model.owned_by == "openai"
@@ -352,6 +353,6 @@ def test_node_sdk(live):
     assert out["embeddings"]["float"] == pytest.approx(embed_text("node vector", 8), abs=1e-6)
     assert out["embeddings"]["defaultDecoded"] == pytest.approx(embed_text("node vector", 8), abs=1e-6)
     assert live.fake.embedding_requests()[-1]["encoding_format"] == "base64"  # the SDK's default, decoded by it
-    assert out["models"] == {"ids": ["house-model", "gpt-4o-mini", "text-embedding-3-small",
+    assert out["models"] == {"ids": ["house-model", "responses-model", "gpt-4o-mini", "text-embedding-3-small",
                                      "omni-moderation-latest"], "retrieved": "house-model"}
     assert out["error"] == {"status": 429, "name": "RateLimitError", "message": "slow down, node"}

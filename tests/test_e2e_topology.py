@@ -186,6 +186,7 @@ def topology(fake_llm_server):
             CELERY_BROKER_URL=broker,
             CELERY_QUEUE=queue,
             DJANGO_SECRET_KEY="topology-" + "k" * 50,
+            CREDENTIALS_ENCRYPTION_KEY="kBzbZ0ly0iEYuJS4J2nxUCH_vwCk2sDRfkTcFc8mkcE=",  # required with DATABASE_URL
             ASSISTANTS_DATA_DIR=str(DATA_DIR / "app"),
             MODEL_ALIASES_FILE="",
             FILE_STORAGE_BACKEND="s3",

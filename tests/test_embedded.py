@@ -78,6 +78,7 @@ def test_postgres_survives_a_crash(data_dir):
 def _serve_without_pgvector(database_url: str, data_dir: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
     env.update(DATABASE_URL=database_url, DJANGO_SECRET_KEY="test-secret", ASSISTANTS_DATA_DIR=str(data_dir),
+               CREDENTIALS_ENCRYPTION_KEY="kBzbZ0ly0iEYuJS4J2nxUCH_vwCk2sDRfkTcFc8mkcE=",
                DJANGO_SETTINGS_MODULE="assistants_project.settings")
     return subprocess.run([sys.executable, "manage.py", "serve", "--port", "0"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)

@@ -16,6 +16,8 @@ from assistants_project.api.ids import check_path_ids
 from assistants_project.api.pagination import list_response
 from assistants_project.api.sanitize import check_request_strings
 from assistants_project.api.validation import validated
+from gateway.credentials import from_headers
+from tenancy import credentials as provider_credentials
 
 if TYPE_CHECKING:
     from tenancy.auth import ProjectPrincipal
@@ -42,10 +44,17 @@ class OpenAIViewSet(viewsets.GenericViewSet):
         # BearerKeyAuthentication's principal; DRF annotates request.user as Django's user model.
         return cast("ProjectPrincipal", self.request.user).project
 
+    def dispatch(self, request, *args, **kwargs):
+        # provider credentials for the calls this request makes or starts (tenancy/credentials.py): initial()
+        # fills the scope in once the caller is authenticated
+        with provider_credentials.scope(project_id=None):
+            return super().dispatch(request, *args, **kwargs)
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication first: an anonymous caller learns nothing
         check_request_strings(request.query_params, kwargs)
         check_path_ids(kwargs)
+        provider_credentials.enter(project_id=self.project.pk, request=from_headers(request.headers))
 
     def body(self, serializer_class) -> dict:
         return validated(serializer_class, self.request.data, json=self.request.content_type != "multipart/form-data")
