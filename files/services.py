@@ -7,6 +7,7 @@ import mimetypes
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
@@ -27,6 +28,21 @@ def content_type_for(*, filename: str, declared: str | None) -> str:
         return declared
     guessed, _ = mimetypes.guess_type(filename, strict=False)
     return guessed or "application/octet-stream"
+
+
+def file_create_output(*, project: Project, filename: str, data: bytes, content_type: str | None = None) -> File:
+    """A file a tool made (code_interpreter's figures and written files): purpose ``assistants_output``."""
+    public_id = new_id("file")
+    storage_name = storage.save(project_public_id=project.public_id, file_public_id=public_id,
+                                content=ContentFile(data, name=filename))
+    try:
+        return File.objects.create(
+            project=project, public_id=public_id, filename=filename, purpose=File.Purpose.ASSISTANTS_OUTPUT,
+            bytes=len(data), content_type=content_type_for(filename=filename, declared=content_type),
+            storage_name=storage_name)
+    except BaseException:
+        storage.delete([storage_name])
+        raise
 
 
 def file_create(*, project: Project, upload: UploadedFile, purpose: str, expires_after: dict | None = None) -> File:

@@ -132,10 +132,10 @@ class Turn:
             return
         now = timezone.now()
         value = "".join(self.text)
-        annotations = _annotations(self.run, value) if final else []
+        annotations, parts = _final_content(self.run, value) if final else ([], [])
         message, step = self.message, self.message_step
         assert step is not None, "opened with its message"
-        message.content = [{"type": "text", "text": {"value": value, "annotations": annotations}}]
+        message.content = [{"type": "text", "text": {"value": value, "annotations": annotations}}, *parts]
         message_fields = lifecycle.message_enter(
             message, Message.Status.INCOMPLETE if incomplete_reason else Message.Status.COMPLETED, now,
             reason=incomplete_reason)
@@ -144,7 +144,9 @@ class Turn:
         with transaction.atomic():
             message.save(update_fields=["content", *message_fields])
             step.save(update_fields=[*step_fields, "usage"])
-        events.publish(self.run.public_id, ev.MessageStatus(message), ev.StepStatus(step, tuple(self.run.include)))
+        added = (ev.PartsAdded(message.public_id, 1, tuple(parts)),) if parts else ()
+        events.publish(self.run.public_id, *added, ev.MessageStatus(message),
+                       ev.StepStatus(step, tuple(self.run.include)))
 
     # --- tool calls --------------------------------------------------------------------------------
     def add_call_delta(self, delta: llm.ToolCallDelta) -> None:
@@ -169,7 +171,8 @@ class Turn:
         if delta.arguments:
             call["arguments"] += delta.arguments
             events.publish(self.run.public_id, ev.ToolCallDelta(
-                self.tool_step.public_id, position, tools.for_call(call["name"]).type, arguments=delta.arguments))
+                self.tool_step.public_id, position, tools.for_call(call["name"]).type, arguments=delta.arguments,
+                written=call["arguments"]))
 
 
 def _step_create(run: Run, turn: int, kind: str, details: dict) -> RunStep:
@@ -211,13 +214,17 @@ def _resume_point(run: Run) -> tuple[int, Turn | None]:
     return done, carry
 
 
-def _annotations(run: Run, text: str) -> list[dict]:
-    """What the run's recorded tool calls (oldest first, by kind) make of the final message's text."""
-    calls: dict[str, list[dict]] = {}
+def _final_content(run: Run, text: str) -> tuple[list[dict], list[dict]]:
+    """What the run's tools make of the final message, given their recorded calls (oldest first, by kind):
+    annotations on its text (file_search: citations; code_interpreter: links to its files, which may come from
+    an earlier run) and parts after it (code_interpreter: figures)."""
+    calls: dict[str, list[dict]] = {tool["type"]: [] for tool in run.tools}
     for step in RunStep.objects.filter(run=run, type=RunStep.Type.TOOL_CALLS).order_by("pk"):
         for call in step.step_details["tool_calls"]:
             calls.setdefault(call["type"], []).append(call)
-    return [note for kind, of_kind in calls.items() for note in tools.get(kind).annotations(text, of_kind)]
+    kinds = [(tools.get(kind), of_kind) for kind, of_kind in calls.items()]
+    return ([note for tool, of_kind in kinds for note in tool.annotations(run, text, of_kind)],
+            [part for tool, of_kind in kinds for part in tool.message_parts(run, of_kind)])
 
 
 def run_execute(*, run_id: int, task_id: str) -> None:
@@ -345,6 +352,9 @@ def _after_tool_calls(run: Run, turn: Turn, usage: dict) -> bool:
             pending.append(asked)
     step.step_details = {"type": "tool_calls", "tool_calls": calls}
     step.usage = turn.usage
+    if events.cancel_requested(run.public_id):  # during a call (code_interpreter stops): the step ends cancelled
+        step.save(update_fields=["step_details", "usage"])
+        raise Cancelled
     if pending:
         step.save(update_fields=["step_details", "usage"])
         lifecycle.run_finish(run=run, status=Run.Status.REQUIRES_ACTION, usage=usage,

@@ -63,6 +63,15 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class PartsAdded:
+    """Whole content parts (an ``image_file``) added to the message after its text, from position ``index`` on."""
+
+    message_id: str
+    index: int
+    parts: tuple
+
+
+@dataclass(frozen=True)
 class ToolCallDelta:
     """A tool call of a tool_calls step as the model writes it: ``started`` once (with the call's id and name),
     then pieces of its ``arguments``; then, while it executes, whatever ``detail`` its kind streams. ``index`` is
@@ -74,9 +83,10 @@ class ToolCallDelta:
     call_id: str | None = None
     name: str | None = None
     arguments: str = ""
+    written: str = ""  # all of the call's arguments so far, this piece included
     started: bool = False
     detail: dict | None = None  # what the kind streams while the call executes (``ModelCall.stream``)
 
 
 RunEvent = (ThreadCreated | RunCreated | RunStatus | StepCreated | StepStatus | MessageCreated | MessageStatus
-            | TextDelta | ToolCallDelta)
+            | TextDelta | PartsAdded | ToolCallDelta)

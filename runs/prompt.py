@@ -67,7 +67,7 @@ def _message_for_model(message: Message) -> dict:
             has_image = True
             parts.append({"type": "image_url", "image_url": {"url": part["image_url"]["url"],
                                                              "detail": part["image_url"].get("detail", "auto")}})
-        elif kind == "image_file":
+        elif kind == "image_file" and message.role == Message.Role.USER:  # providers take images from users only
             url = _image_url_of_file(part["image_file"]["file_id"], message.project)
             if url:
                 has_image = True
@@ -111,7 +111,8 @@ def _characters(messages: list[dict], offered: list[dict]) -> int:
 
 
 def build_prompt(run: Run, *, first_turn: bool = False) -> Prompt:
-    system_text = "\n\n".join(t for t in (run.instructions, run.additional_instructions) if t)
+    tool_notes = [tools.get(tool["type"]).instructions(run) for tool in run.tools]
+    system_text = "\n\n".join(t for t in (run.instructions, run.additional_instructions, *tool_notes) if t)
     system = [{"role": "system", "content": system_text}] if system_text else []
     history = [
         _message_for_model(m)

@@ -84,6 +84,12 @@ def _(event: ev.TextDelta) -> list[tuple[str, dict]]:
 
 
 @render.register
+def _(event: ev.PartsAdded) -> list[tuple[str, dict]]:
+    content = [{"index": event.index + i, **part} for i, part in enumerate(event.parts)]
+    return [(MESSAGE_DELTA, {"id": event.message_id, "object": "thread.message.delta", "delta": {"content": content}})]
+
+
+@render.register
 def _(event: ev.ToolCallDelta) -> list[tuple[str, dict]]:
     call = tools.get(event.tool_type).call_delta(event)
     if call is None:  # nothing this tool shows for that piece

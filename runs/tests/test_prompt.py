@@ -31,12 +31,14 @@ def test_system_history_and_tools(project, thread):
         {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}])
     run = make_run(project, thread, additional_instructions="More.")
     prompt = build_prompt(run)
-    assert prompt.messages[0] == {"role": "system", "content": "Sys.\n\nMore."}
+    system = prompt.messages[0]
+    assert system["role"] == "system" and system["content"].startswith("Sys.\n\nMore.\n\nYou can run Python")
+    assert "/mnt/data" in system["content"]  # code_interpreter says where files are
     assert prompt.messages[1:3] == [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}]
     assert prompt.messages[3] == {"role": "user", "content": [
         {"type": "text", "text": "look"},
         {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}]}
-    assert prompt.tools == [{"type": "function", "function": {"name": "f"}}]  # no sandbox: no code_interpreter
+    assert [t["function"]["name"] for t in prompt.tools] == ["f", "python"]  # code_interpreter is `python`
     assert prompt.tool_choice is None
 
 

@@ -73,8 +73,16 @@ class Tool:
         counts this kind's earlier calls in the run."""
         raise NotImplementedError
 
-    def annotations(self, text: str, calls: list[dict]) -> list[dict]:
+    def instructions(self, run) -> str | None:
+        """What the system message tells the model about this tool for ``run`` (None: nothing)."""
+        return None
+
+    def annotations(self, run, text: str, calls: list[dict]) -> list[dict]:
         """Annotations this kind's calls of the run (oldest first) put on the final message's text."""
+        return []
+
+    def message_parts(self, run, calls: list[dict]) -> list[dict]:
+        """Content parts this kind's calls of the run add to the final message, after its text."""
         return []
 
     # --- execution -----------------------------------------------------------------------------------

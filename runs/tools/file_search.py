@@ -110,7 +110,7 @@ class FileSearchTool(Tool):
         return ({"id": call["id"], "type": "function", "function": {"name": FUNCTION_NAME, "arguments": "{}"}},
                 output_for_model(ordinal, call["file_search"]))
 
-    def annotations(self, text: str, calls: list[dict]) -> list[dict]:
+    def annotations(self, run, text: str, calls: list[dict]) -> list[dict]:
         return annotations_for(text, calls)
 
     # --- execution -----------------------------------------------------------------------------------
