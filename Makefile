@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 
-.PHONY: install run test test-reliability fuzz-long lint fmt migrations-check worker beat bench stop clean
+.PHONY: install run test test-reliability fuzz-long lint fmt migrations-check typecheck worker beat bench stop clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,13 @@ run: install
 	  exec $(BIN)/dotenv -f .env run --no-override $(BIN)/python manage.py serve; \
 	else exec $(BIN)/python manage.py serve; fi
 
+# In order, each failing the target: lint, migrations in step with the models, types (mypy + django-stubs, config
+# in pyproject.toml, cache in .mypy_cache), then the suite.
 test: install
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory node_modules/.installed; fi
+	$(BIN)/ruff check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 fuzz-long: install
@@ -60,6 +65,9 @@ fmt: install
 
 migrations-check: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
+
+typecheck: install
+	$(BIN)/mypy
 
 worker: install
 	$(BIN)/python -m celery -A assistants_project worker --loglevel INFO

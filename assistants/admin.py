@@ -79,8 +79,8 @@ class TenantAdmin(admin.ModelAdmin):
 class AssistantAdmin(ReadOnlyMixin, TenantAdmin):
     list_display = ["public_id", "name", "model", "project", "created_at"]
     search_fields = ["public_id", "name", "metadata"]
-    fields = ["public_id", "project", "created_at", "name", "description", "model", "instructions", "tools_json",
-              "tool_resources_json", "metadata_json", "temperature", "top_p", "response_format", "reasoning_effort"]
+    fields = ("public_id", "project", "created_at", "name", "description", "model", "instructions", "tools_json",
+              "tool_resources_json", "metadata_json", "temperature", "top_p", "response_format", "reasoning_effort")
     readonly_fields = fields
 
     @admin.display(description="tools")
@@ -101,8 +101,7 @@ class MessageInline(admin.TabularInline):
 
     model = Message
     fk_name = "thread"
-    fields = ["created", "role_label", "text", "attachment_ids", "citation_list", "run_link", "status",
-              "message_link"]
+    fields = ("created", "role_label", "text", "attachment_ids", "citation_list", "run_link", "status", "message_link")
     readonly_fields = fields
     ordering = ["pk"]
     extra = 0
@@ -159,7 +158,7 @@ class RunInline(admin.TabularInline):
 
     model = Run
     fk_name = "thread"
-    fields = ["run_link", "status_label", "model", "created", "ended", "calls", "tokens", "error"]
+    fields = ("run_link", "status_label", "model", "created", "ended", "calls", "tokens", "error")
     readonly_fields = fields
     ordering = ["pk"]
     extra = 0
@@ -219,8 +218,7 @@ def _tail_cutoff(queryset, count: int):
 @admin.register(Thread)
 class ThreadAdmin(ReadOnlyMixin, TenantAdmin):
     list_display = ["public_id", "project", "created_at", "metadata"]
-    fields = ["public_id", "project", "created_at", "tool_resources_json", "metadata_json", "all_messages",
-              "all_runs"]
+    fields = ("public_id", "project", "created_at", "tool_resources_json", "metadata_json", "all_messages", "all_runs")
     readonly_fields = fields
     inlines = [MessageInline, RunInline]
 
@@ -258,9 +256,9 @@ class MessageAdmin(ReadOnlyMixin, TenantAdmin):
     list_filter = ["project", "role", "status", "created_at"]
     search_fields = ["public_id", "thread__public_id", "run_public_id", "metadata"]
     list_select_related = ["project", "thread"]
-    fields = ["public_id", "thread", "project", "created_at", "role", "status", "text", "content_json",
+    fields = ("public_id", "thread", "project", "created_at", "role", "status", "text", "content_json",
               "attachments_json", "assistant_public_id", "run_public_id", "incomplete_details", "completed_at",
-              "incomplete_at", "metadata_json"]
+              "incomplete_at", "metadata_json")
     readonly_fields = fields
     raw_id_fields = ["thread"]
 

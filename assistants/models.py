@@ -31,6 +31,9 @@ class Thread(TenantModel):
 
     tool_resources = models.JSONField(default=dict)
     metadata = models.JSONField(default=dict)
+    # Not a column: the public id of the thread's active run (or None), on instances read by
+    # ``thread_get(with_active_run=True)`` and ``runs.selectors.thread_for_run`` only.
+    active_run_id: str | None
 
     class Meta:
         indexes = [models.Index(fields=["project", "id"])]

@@ -40,7 +40,8 @@ def thread_get(*, project: Project, thread_id: str, for_update: bool = False,
     None) as ``thread.active_run_id``."""
     qs = Thread.objects.filter(project=project, public_id=thread_id)
     if with_active_run:
-        qs = qs.annotate(active_run_id=_active_run_of(OuterRef("pk")) if _active_run_of
+        # The plugin takes Thread's declared (non-column) active_run_id for a clash; Django checks only fields.
+        qs = qs.annotate(active_run_id=_active_run_of(OuterRef("pk")) if _active_run_of  # type: ignore[no-redef]
                            else Value(None, output_field=CharField()))
     if for_update:
         qs = qs.select_for_update(of=("self",))

@@ -16,6 +16,12 @@ from runs.tools.function import FUNCTION_NAME
 REASONING_EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
+def _part_error(index: int, detail: Any) -> serializers.ValidationError:
+    # Keyed by the part's index: the error envelope renders int keys as ``content[index]``. DRF keeps any key; its
+    # stubs allow str keys only.
+    return serializers.ValidationError({index: detail})  # type: ignore[dict-item]
+
+
 class ToolField(serializers.Field):
     """One tool, as its kind in ``runs.tools`` validates it."""
 
@@ -218,14 +224,14 @@ class MessageContentField(serializers.Field):
         parts = []
         for index, part in enumerate(data):
             if not isinstance(part, dict):
-                raise serializers.ValidationError({index: ["Expected an object."]})
+                raise _part_error(index, ["Expected an object."])
             kind = part.get("type")
             if not isinstance(kind, str) or kind not in CONTENT_PARTS:
-                raise serializers.ValidationError({index: {"type": [
-                    f"Invalid value: {kind!r}. Supported values are: 'text', 'image_url', and 'image_file'."]}})
+                raise _part_error(index, {"type": [
+                    f"Invalid value: {kind!r}. Supported values are: 'text', 'image_url', and 'image_file'."]})
             serializer = CONTENT_PARTS[kind](data=part, context={"nested": True})
             if not serializer.is_valid():
-                raise serializers.ValidationError({index: serializer.errors})
+                raise _part_error(index, serializer.errors)
             parts.append(plain(serializer.validated_data))
         return parts
 

@@ -14,7 +14,7 @@ from runs import tools
 from tenancy.models import Project
 
 
-def assistant_create(*, project: Project, **fields) -> Assistant:
+def assistant_create(*, project: Project, **fields: Any) -> Assistant:
     with transaction.atomic():
         fields["tool_resources"] = tools.resources_resolve(project=project, tool_resources=fields.get("tool_resources"))
         fields["tools"] = fields.get("tools") or []
@@ -22,7 +22,7 @@ def assistant_create(*, project: Project, **fields) -> Assistant:
         return Assistant.objects.create(project=project, **fields)
 
 
-def assistant_modify(*, assistant: Assistant, **fields) -> Assistant:
+def assistant_modify(*, assistant: Assistant, **fields: Any) -> Assistant:
     with transaction.atomic():
         if "tool_resources" in fields:
             fields["tool_resources"] = tools.resources_resolve(project=assistant.project,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+from typing import Any
 
 import yaml
 from django.conf import settings
@@ -86,7 +87,7 @@ def _referenced(node, schemas: dict, seen: set) -> None:
 @functools.cache
 def openapi_document() -> bytes:
     spec = yaml.load(SOURCE.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    paths = {}
+    paths: dict[str, Any] = {}
     for path, item in spec["paths"].items():
         ours = "/v1" + path
         served = _methods_served(ours)

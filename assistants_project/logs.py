@@ -26,7 +26,7 @@ _REQUEST_ID_OK = re.compile(rf"[\x21-\x7e]{{1,{REQUEST_ID_MAX}}}")
 
 
 def valid_request_id(value: str | None) -> bool:
-    return bool(value) and _REQUEST_ID_OK.fullmatch(value) is not None
+    return value is not None and _REQUEST_ID_OK.fullmatch(value) is not None
 
 
 def current() -> Mapping:

@@ -46,10 +46,10 @@ def configure_litellm():
     if not getattr(litellm, "_assistants_configured", False):
         litellm.suppress_debug_info = True
         # LiteLLM aborts a stream that repeats one chunk 100 times; real output ("-----", "token token …") can.
-        litellm.REPEATED_STREAMING_CHUNK_LIMIT = 10**9
+        litellm.REPEATED_STREAMING_CHUNK_LIMIT = 10**9  # type: ignore[misc]  # Final in LiteLLM, yet read at call time
         # Its OpenAI embeddings path reads max_retries=0 as "the default": make that default 0 too, so
         # `retrying` is the only retry layer.
-        litellm.DEFAULT_MAX_RETRIES = 0
+        litellm.DEFAULT_MAX_RETRIES = 0  # type: ignore[misc]  # Final in LiteLLM, yet read at call time
         litellm._assistants_configured = True
     return litellm
 

@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+
+# redis-py annotates its replies for every client mode at once (str or bytes per ``decode_responses``, RESP2 lists or
+# RESP3 dicts for XREAD). Both clients here speak RESP2 and answer bytes: these name what their stream replies are.
+StreamEntry = tuple[bytes, dict[bytes, bytes]]
+
+
+def stream_entries(reply: object) -> list[StreamEntry]:
+    """An XRANGE / XREVRANGE reply: (entry id, fields) pairs, oldest first for XRANGE."""
+    return cast(list[StreamEntry], reply)
+
+
+def xread_batches(reply: object) -> list[tuple[bytes, list[StreamEntry]]]:
+    """An XREAD reply: one (stream key, entries) pair per stream with new entries; empty when the block timed out."""
+    return cast(list[tuple[bytes, list[StreamEntry]]], reply)
 
 
 @functools.cache

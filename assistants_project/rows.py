@@ -3,7 +3,12 @@ return the rows an UPDATE changed, joined to another table)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
 from django.db import connection, models
+
+M = TypeVar("M", bound=models.Model)
 
 
 def columns(model: type[models.Model], alias: str) -> str:
@@ -11,7 +16,7 @@ def columns(model: type[models.Model], alias: str) -> str:
     return ", ".join(f"{alias}.{field.column}" for field in model._meta.concrete_fields)
 
 
-def from_row(model: type[models.Model], values) -> models.Model:
+def from_row(model: type[M], values: Sequence[Any]) -> M:
     """An instance from values in ``columns`` order, converted as the ORM would (raw SQL hands JSON over as
     text)."""
     fields = model._meta.concrete_fields

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -143,7 +144,7 @@ _db_options = {"pool": {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 
 if EMBEDDED_POSTGRES:
     from assistants_project.embedded import ensure_postgres
 
-    DATABASES = {
+    DATABASES: dict[str, Any] = {
         "default": {"ENGINE": "django.db.backends.postgresql", **ensure_postgres(DATA_DIR), "OPTIONS": _db_options}
     }
 else:
@@ -188,7 +189,8 @@ MEDIA_ROOT = str(DATA_DIR / "files")
 FILE_UPLOAD_MAX_BYTES = env_int("FILE_UPLOAD_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
 FILE_STORAGE_BACKEND = env_str("FILE_STORAGE_BACKEND", "local")
 if FILE_STORAGE_BACKEND == "local":
-    _files_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MEDIA_ROOT}}
+    _files_storage: dict[str, Any] = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                                      "OPTIONS": {"location": MEDIA_ROOT}}
 elif FILE_STORAGE_BACKEND == "s3":
     _files_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",

@@ -22,8 +22,8 @@ class FileAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["project"]
     show_full_result_count = False
-    fields = ["public_id", "project", "filename", "purpose", "size", "content_type", "storage_name", "status",
-              "status_details", "created_at", "expires_at", "download"]
+    fields = ("public_id", "project", "filename", "purpose", "size", "content_type", "storage_name", "status",
+              "status_details", "created_at", "expires_at", "download")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:

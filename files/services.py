@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import mimetypes
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -49,7 +50,10 @@ def file_create(*, project: Project, upload: UploadedFile, purpose: str, expires
     record it. If recording fails the stored bytes are removed again."""
     if upload.size is not None and upload.size > settings.FILE_UPLOAD_MAX_BYTES:
         raise too_large_error()
+    # A parsed upload has both (Django annotates them as optional for files built in code).
+    assert upload.name is not None and upload.size is not None
     public_id = new_id("file")
+    ttl: timedelta | None
     if expires_after:
         ttl = timedelta(seconds=expires_after["seconds"])
     else:
@@ -84,7 +88,7 @@ def file_delete(*, file: File) -> None:
         transaction.on_commit(lambda: storage.delete([name]))
 
 
-def file_purge_expired(*, now=None, batch_size: int = 500) -> int:
+def file_purge_expired(*, now: datetime | None = None, batch_size: int = 500) -> int:
     """Delete every file past its ``expires_at``, in batches; returns how many went."""
     now = now or timezone.now()
     purged = 0
@@ -98,7 +102,7 @@ def file_purge_expired(*, now=None, batch_size: int = 500) -> int:
                 return purged
             File.objects.filter(pk__in=[pk for pk, _ in rows]).delete()
             names = [name for _, name in rows]
-            transaction.on_commit(lambda names=names: storage.delete(names))
+            transaction.on_commit(functools.partial(storage.delete, names))
         purged += len(rows)
         if len(rows) < batch_size:
             return purged

@@ -4,18 +4,20 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from django.core.files.base import File
 from django.core.files.storage import default_storage
 
 logger = logging.getLogger(__name__)
 
 
-def save(*, project_public_id: str, file_public_id: str, content) -> str:
+def save(*, project_public_id: str, file_public_id: str, content: File) -> str:
     """Stream ``content`` (a Django File) into storage; returns the name to keep on the row."""
     return default_storage.save(f"{project_public_id}/{file_public_id}", content)
 
 
-def open_stream(name: str):
+def open_stream(name: str) -> Any:  # a django File, or botocore's StreamingBody
     """A readable handle on the stored bytes (``read(n)``, ``close()``). For django-storages' S3 the object body
     is read as it arrives: its S3File would first download the whole object into a spool that, by default, stays
     in memory."""
@@ -29,7 +31,8 @@ def open_stream(name: str):
 def read_bytes(name: str) -> bytes:
     """All the stored bytes (ingestion, images for the model). Raises OSError if they cannot be read."""
     with default_storage.open(name, "rb") as handle:
-        return handle.read()
+        data: bytes = handle.read()  # mode "rb"
+    return data
 
 
 def delete(names: list[str]) -> None:

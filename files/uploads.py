@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
+from django.http import HttpRequest
 
 from assistants_project.api.errors import PayloadTooLarge
 
@@ -17,11 +20,11 @@ class SizeLimitUploadHandler(FileUploadHandler):
     """First in the handler chain: counts each file's bytes and stops the upload as soon as one passes
     ``FILE_UPLOAD_MAX_BYTES``, closing (so deleting) whatever the later handlers spooled so far."""
 
-    def __init__(self, request=None) -> None:
+    def __init__(self, request: HttpRequest | None = None) -> None:
         super().__init__(request)
         self.limit = settings.FILE_UPLOAD_MAX_BYTES
 
-    def new_file(self, *args, **kwargs) -> None:
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
         super().new_file(*args, **kwargs)
         if self.content_length is not None and self.content_length > self.limit:
             self._abort()

@@ -36,7 +36,7 @@ class ProviderError(Exception):
 def _litellm():
     import litellm
 
-    litellm.REPEATED_STREAMING_CHUNK_LIMIT = 10**9  # as in runs.llm: real output may repeat a chunk
+    litellm.REPEATED_STREAMING_CHUNK_LIMIT = 10**9  # type: ignore[misc]  # Final in LiteLLM, yet read at call time  # as in runs.llm: real output may repeat a chunk
     return litellm
 
 

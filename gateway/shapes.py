@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from typing import Any
 
 _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -17,7 +18,7 @@ def _dump(obj) -> dict:
 def _usage(raw: dict | None) -> dict | None:
     if not raw:
         return None
-    out = {key: int(raw.get(key) or 0) for key in _USAGE}
+    out: dict[str, Any] = {key: int(raw.get(key) or 0) for key in _USAGE}
     for key in ("prompt_tokens_details", "completion_tokens_details"):
         details = raw.get(key)
         if details:

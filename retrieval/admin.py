@@ -3,6 +3,8 @@ file's ingestion through ``retrieval.services`` (the same path as the API's atta
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet, Sum
 from django.urls import reverse
@@ -14,6 +16,23 @@ from assistants_project.api.errors import OpenAIError
 from retrieval.models import FileBatch, VectorStore, VectorStoreFile
 
 Status = VectorStoreFile.Status
+
+
+class _FileCounts(TypedDict):
+    """What ``_file_counts()`` annotates on each store or batch row of the changelists."""
+
+    n_total: int
+    n_in_progress: int
+    n_completed: int
+    n_failed: int
+    n_cancelled: int
+
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    CountedStore = WithAnnotations[VectorStore, _FileCounts]
+    CountedBatch = WithAnnotations[FileBatch, _FileCounts]
 
 
 def _file_counts() -> dict:
@@ -33,38 +52,38 @@ class VectorStoreAdmin(ReadOnlyMixin, TenantAdmin):
                     "files_failed", "files_cancelled", "created_at", "last_active_at", "expired_at"]
     list_filter = ["project", ("expired_at", admin.EmptyFieldListFilter), "created_at"]
     search_fields = ["public_id", "name", "metadata"]
-    fields = ["public_id", "name", "description", "project", "created_at", "counts", "usage", "failed_files",
-              "batches", "metadata_json", "expires_after_days", "expires_at", "last_active_at", "expired_at"]
+    fields = ("public_id", "name", "description", "project", "created_at", "counts", "usage", "failed_files", "batches",
+              "metadata_json", "expires_after_days", "expires_at", "last_active_at", "expired_at")
     readonly_fields = fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(**_file_counts()).order_by("-pk")
 
     @admin.display(description="files", ordering="n_total")
-    def files_total(self, obj: VectorStore) -> str:
+    def files_total(self, obj: CountedStore) -> str:
         return format_html('<a href="{}">{}</a>', _files_url(vector_store__id__exact=obj.pk), obj.n_total)
 
     @admin.display(description="completed", ordering="n_completed")
-    def files_completed(self, obj: VectorStore) -> int:
+    def files_completed(self, obj: CountedStore) -> int:
         return obj.n_completed
 
     @admin.display(description="in progress", ordering="n_in_progress")
-    def files_in_progress(self, obj: VectorStore) -> int:
+    def files_in_progress(self, obj: CountedStore) -> int:
         return obj.n_in_progress
 
     @admin.display(description="failed", ordering="n_failed")
-    def files_failed(self, obj: VectorStore) -> str:
+    def files_failed(self, obj: CountedStore) -> str:
         if not obj.n_failed:
             return "0"
         return format_html('<a class="ops-error" href="{}">{}</a>',
                            _files_url(vector_store__id__exact=obj.pk, status__exact=Status.FAILED), obj.n_failed)
 
     @admin.display(description="cancelled", ordering="n_cancelled")
-    def files_cancelled(self, obj: VectorStore) -> int:
+    def files_cancelled(self, obj: CountedStore) -> int:
         return obj.n_cancelled
 
     @admin.display(description="file counts")
-    def counts(self, obj: VectorStore) -> str:
+    def counts(self, obj: CountedStore) -> str:
         return ", ".join(f"{getattr(obj, f'n_{s}')} {s}" for s in Status.values) + f" ({obj.n_total} in all)"
 
     @admin.display(description="usage")
@@ -110,9 +129,9 @@ class VectorStoreFileAdmin(ReadOnlyMixin, admin.ModelAdmin):
     show_full_result_count = False
     raw_id_fields = ["file", "vector_store", "batch"]
     actions = ["retry_ingestion"]
-    fields = ["file_public_id", "filename", "store", "batch", "project", "status", "error", "created_at", "chunk_count",
+    fields = ("file_public_id", "filename", "store", "batch", "project", "status", "error", "created_at", "chunk_count",
               "usage_bytes", "keyword_only", "embedding_model", "embedding_dimensions", "chunking_json",
-              "attributes_json", "generation"]
+              "attributes_json", "generation")
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -177,7 +196,7 @@ class FileBatchAdmin(ReadOnlyMixin, TenantAdmin):
     list_filter = ["project", "created_at"]
     search_fields = ["public_id", "vector_store__public_id"]
     list_select_related = ["project", "vector_store"]
-    fields = ["public_id", "store", "project", "created_at", "cancelled_at", "counts"]
+    fields = ("public_id", "store", "project", "created_at", "cancelled_at", "counts")
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -189,20 +208,20 @@ class FileBatchAdmin(ReadOnlyMixin, TenantAdmin):
                                                           args=[obj.vector_store_id]), obj.vector_store.public_id)
 
     @admin.display(description="files", ordering="n_total")
-    def files_total(self, obj: FileBatch) -> int:
+    def files_total(self, obj: CountedBatch) -> int:
         return obj.n_total
 
     @admin.display(description="failed", ordering="n_failed")
-    def files_failed(self, obj: FileBatch) -> str:
+    def files_failed(self, obj: CountedBatch) -> str:
         if not obj.n_failed:
             return "0"
         return format_html('<a class="ops-error" href="{}">{}</a>',
                            _files_url(batch__id__exact=obj.pk, status__exact=Status.FAILED), obj.n_failed)
 
     @admin.display(description="in progress", ordering="n_in_progress")
-    def files_in_progress(self, obj: FileBatch) -> int:
+    def files_in_progress(self, obj: CountedBatch) -> int:
         return obj.n_in_progress
 
     @admin.display(description="file counts")
-    def counts(self, obj: FileBatch) -> str:
+    def counts(self, obj: CountedBatch) -> str:
         return ", ".join(f"{getattr(obj, f'n_{s}')} {s}" for s in Status.values) + f" ({obj.n_total} in all)"

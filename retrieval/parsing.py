@@ -414,6 +414,7 @@ def _parse_pdf(data: bytes) -> list[Page]:
 
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
+            ok: int  # a PasswordType (an IntEnum): 0 is NOT_DECRYPTED
             try:
                 ok = reader.decrypt("")
             except Exception:

@@ -24,6 +24,7 @@ import logging
 import math
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -91,7 +92,7 @@ class _Scope:
         return f"{file} = ANY(%(files)s)", {"files": self.included}
 
 
-def search(*, project: Project, vector_store_ids: list[str | VectorStore], query: str | list[str],
+def search(*, project: Project, vector_store_ids: Sequence[str | VectorStore], query: str | list[str],
            max_num_results: int = 10, filters: dict | None = None,
            ranking_options: dict | None = None) -> list[SearchResult]:
     """Best chunks first. Raises NotFoundError (unknown store), InvalidRequest (bad arguments, expired store)."""
@@ -115,7 +116,7 @@ def search(*, project: Project, vector_store_ids: list[str | VectorStore], query
     pending = _VECTOR_SIDE.submit(contextvars.copy_context().run, _vector_lists, vector_scope, queries, config,
                                   candidates, query=own_connection) if (config and vector_scope.chunks) else None
     lists = _text_lists(text_scope, terms, candidates)
-    if pending is not None:
+    if pending is not None and config is not None:  # (pending only exists with a config)
         vectors, nearest = pending.result()
         if vectors is not None and nearest is None:
             nearest = [_nearest(vector_scope, vector, config.dimensions, candidates) for vector in vectors]
@@ -161,7 +162,7 @@ def normalize_queries(query: str | list[str]) -> list[str]:
     return list(dict.fromkeys(items))[:10]
 
 
-def _stores(project: Project, refs: list[str | VectorStore]) -> list[VectorStore]:
+def _stores(project: Project, refs: Sequence[str | VectorStore]) -> list[VectorStore]:
     stores: dict[int, VectorStore] = {}
     for ref in refs:
         if isinstance(ref, VectorStore):

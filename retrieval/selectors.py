@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet, Sum
+from collections.abc import Mapping
+from typing import Any
+
+from django.db.models import Aggregate, Count, Q, QuerySet, Sum
 
 from assistants_project.api.errors import NotFoundError
 from retrieval.models import Chunk, FileBatch, VectorStore, VectorStoreFile
@@ -51,14 +54,14 @@ def file_batch_get(*, vector_store: VectorStore, batch_id: str) -> FileBatch:
     return batch
 
 
-def _counts_aggregate() -> dict:
-    aggregates = {s: Count("id", filter=Q(status=s)) for s in STATUSES}
+def _counts_aggregate() -> dict[str, Aggregate]:
+    aggregates: dict[str, Aggregate] = {s: Count("id", filter=Q(status=s)) for s in STATUSES}
     aggregates["total"] = Count("id")
     aggregates["usage_bytes"] = Sum("usage_bytes")
     return aggregates
 
 
-def _shape(row: dict | None) -> dict:
+def _shape(row: Mapping[str, Any] | None) -> dict:
     row = row or {}
     counts = {s: row.get(s) or 0 for s in STATUSES}
     counts["total"] = row.get("total") or 0

@@ -62,7 +62,7 @@ class AttributesField(serializers.Field):
 
 class FilterField(serializers.Field):
     def to_internal_value(self, data: Any) -> dict:
-        return validate_filter(data, param=self.field_name)
+        return validate_filter(data, param=self.field_name or "")  # field_name: set once bound
 
     def to_representation(self, value: Any) -> Any:
         return value

@@ -85,6 +85,7 @@ class Turn:
         (returned) goes to a new message."""
         mine, now = "".join(self.text), timezone.now()
         message, step = self.message, self.message_step
+        assert message is not None and step is not None, "a replay continues an open message"
         message.content = [{"type": "text", "text": {"value": mine + self.replay, "annotations": []}}]
         lifecycle.message_enter(message, Message.Status.INCOMPLETE, now, reason="run_failed")
         lifecycle.step_enter(step, RunStep.Status.FAILED, now)
@@ -133,6 +134,7 @@ class Turn:
         value = "".join(self.text)
         annotations, parts = _final_content(self.run, value) if final else ([], [])
         message, step = self.message, self.message_step
+        assert step is not None, "opened with its message"
         message.content = [{"type": "text", "text": {"value": value, "annotations": annotations}}, *parts]
         message_fields = lifecycle.message_enter(
             message, Message.Status.INCOMPLETE if incomplete_reason else Message.Status.COMPLETED, now,
@@ -204,7 +206,7 @@ def _resume_point(run: Run) -> tuple[int, Turn | None]:
                              replay=streamed)
     if unfinished:
         with transaction.atomic():
-            keep = [carry.message_step.pk] if carry else []
+            keep = [carry.message_step.pk] if carry and carry.message_step else []
             message_ids = [details["message_creation"]["message_id"] for pk, _, _, kind, details in unfinished
                            if kind == RunStep.Type.MESSAGE_CREATION and pk not in keep]
             Message.objects.filter(thread=run.thread, public_id__in=message_ids).delete()
@@ -340,6 +342,7 @@ def _after_tool_calls(run: Run, turn: Turn, usage: dict) -> bool:
     """Execute the calls each kind runs here; pause for those the client answers. True when the run paused
     (requires_action)."""
     step = turn.tool_step
+    assert step is not None, "a turn with calls has its tool step"
     calls, pending = [], []
     for call in sorted(turn.calls.values(), key=lambda c: c["position"]):
         tool = tools.for_call(call["name"])

@@ -12,7 +12,7 @@ import logging
 
 from django.db import transaction
 
-from assistants_project.redis import redis_client
+from assistants_project.redis import redis_client, stream_entries
 from runs.event_model import RunEvent
 from runs.renderers.assistants import MESSAGE_DELTA, TERMINAL_RUN_EVENTS, render
 
@@ -79,7 +79,7 @@ def emit_on_commit(run_public_id: str, event: str, data: dict) -> None:
 def last_event_id(run_public_id: str) -> str:
     """The id of the newest event so far ("0-0" when none): a stream that starts now reads after it."""
     try:
-        entries = redis_client().xrevrange(stream_key(run_public_id), count=1)
+        entries = stream_entries(redis_client().xrevrange(stream_key(run_public_id), count=1))
     except Exception:
         logger.exception("could not read the stream of %s", run_public_id)
         return "0-0"
@@ -107,7 +107,7 @@ def streamed_text(run_public_id: str, message_id: str) -> str | None:
     """The text of ``message_id`` that its deltas in the run's stream carry (None: the stream is unreadable), so a
     recovered attempt can continue a crashed one's message instead of streaming it twice."""
     try:
-        entries = redis_client().xrange(stream_key(run_public_id))
+        entries = stream_entries(redis_client().xrange(stream_key(run_public_id)))
     except Exception:
         logger.exception("could not read the stream of %s", run_public_id)
         return None

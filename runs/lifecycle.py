@@ -34,14 +34,15 @@ S = Run.Status
 
 @dataclass(frozen=True)
 class Entry:
-    sources: tuple  # the statuses the run may enter this one from
+    sources: tuple[str, ...]  # the statuses the run may enter this one from
     stamp: str | None = None  # the timestamp entering it sets
-    clears: tuple = ()  # fields entering it sets to None
+    clears: tuple[str, ...] = ()  # fields entering it sets to None
 
 
 # A run that ends forgets the provider credentials its request brought (issue 16).
 _ENDED = ("sealed_credentials",)
-RUN = {
+# Keyed by status (a Status is a str: the rows' plain strings find their entries).
+RUN: dict[str, Entry] = {
     S.QUEUED: Entry((S.REQUIRES_ACTION,), clears=("required_action",)),  # tool outputs in (a new run starts here)
     S.IN_PROGRESS: Entry((S.QUEUED,), stamp="started_at"),  # kept from the first start on later claims
     S.REQUIRES_ACTION: Entry((S.IN_PROGRESS,)),
@@ -54,13 +55,14 @@ RUN = {
     # only a paused run expires: one that got its tool outputs is queued again and must not expire then
     S.EXPIRED: Entry((S.REQUIRES_ACTION,), clears=("required_action", *_ENDED)),
 }
-STEP_STAMPS = {RunStep.Status.COMPLETED: "completed_at", RunStep.Status.CANCELLED: "cancelled_at",
-               RunStep.Status.FAILED: "failed_at", RunStep.Status.EXPIRED: "expired_at"}
-MESSAGE_STAMPS = {Message.Status.COMPLETED: "completed_at", Message.Status.INCOMPLETE: "incomplete_at"}
+STEP_STAMPS: dict[str, str] = {RunStep.Status.COMPLETED: "completed_at", RunStep.Status.CANCELLED: "cancelled_at",
+                               RunStep.Status.FAILED: "failed_at", RunStep.Status.EXPIRED: "expired_at"}
+MESSAGE_STAMPS: dict[str, str] = {Message.Status.COMPLETED: "completed_at", Message.Status.INCOMPLETE: "incomplete_at"}
 # How a run that ends early leaves its open steps and messages.
-ENDS_EARLY = {S.CANCELLED: (RunStep.Status.CANCELLED, "run_cancelled"),
-              S.FAILED: (RunStep.Status.FAILED, "run_failed"),
-              S.EXPIRED: (RunStep.Status.EXPIRED, "run_expired")}
+ENDS_EARLY: dict[str, tuple[RunStep.Status, str]] = {
+    S.CANCELLED: (RunStep.Status.CANCELLED, "run_cancelled"),
+    S.FAILED: (RunStep.Status.FAILED, "run_failed"),
+    S.EXPIRED: (RunStep.Status.EXPIRED, "run_expired")}
 
 
 def entering(status: str, now) -> dict:

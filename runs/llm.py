@@ -14,7 +14,7 @@ import sys
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -118,7 +118,8 @@ def count_tokens(model: str, messages: list[dict], tools: list[dict] | None = No
 
     target, _ = resolve(model)
     try:
-        return int(litellm.token_counter(model=target, messages=messages, tools=tools or None))
+        # Our tools are plain dicts in OpenAI's tool shape; LiteLLM annotates them as its own TypedDict.
+        return int(litellm.token_counter(model=target, messages=messages, tools=cast(Any, tools or None)))
     except Exception:
         return int(litellm.token_counter(messages=messages))
 
@@ -344,7 +345,7 @@ def _without_mcp_gateway() -> None:
                 return False
 
         stand_in = types.ModuleType(name)
-        stand_in.LiteLLM_Proxy_MCP_Handler = Declined
+        vars(stand_in)["LiteLLM_Proxy_MCP_Handler"] = Declined  # (a module attribute mypy cannot know)
         sys.modules[name] = stand_in
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db import connection
-from django.db.models import QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from assistants.models import Assistant, Thread
 from assistants_project import rows
@@ -37,7 +37,7 @@ def step_get(*, run: Run, step_id: str) -> RunStep:
     return step
 
 
-def active_run_of(thread_pk) -> Subquery:
+def active_run_of(thread_pk: OuterRef) -> Subquery:
     """The public id of the thread's active run (or None), as an expression over ``thread_pk`` (an ``OuterRef``):
     registered with assistants (runs.apps), whose thread reads ask it so that adding a message is refused while
     a run is active, in the same round trip as the thread's row lock."""

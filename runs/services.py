@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -101,7 +103,7 @@ def _effective_options(assistant: Assistant, options: dict) -> dict:
         raise InvalidRequest(f"The model '{model}' cannot be routed: {problem}", param="model",
                              code="model_not_found")
     tools = options.get("tools")
-    pick = options.get  # explicit nulls fall back to the assistant, as on OpenAI
+    pick: Callable[[str], Any] = options.get  # explicit nulls fall back to the assistant, as on OpenAI
     return {
         "model": model,
         "instructions": pick("instructions") if pick("instructions") is not None else (assistant.instructions or ""),
@@ -165,7 +167,8 @@ def run_submit_tool_outputs(*, run: Run, tool_outputs: list[dict]) -> tuple[Run,
         if run.status not in lifecycle.RUN[Run.Status.QUEUED].sources:  # paused for tool outputs
             raise InvalidRequest(
                 f"Runs in status \"{run.status}\" do not accept tool outputs.", param="tool_outputs")
-        pending = [c["id"] for c in run.required_action["submit_tool_outputs"]["tool_calls"]]
+        required_action = cast(dict, run.required_action)  # set on every run paused for tool outputs
+        pending = [c["id"] for c in required_action["submit_tool_outputs"]["tool_calls"]]
         outputs: dict[str, str] = {}
         for index, item in enumerate(tool_outputs):
             call_id = item["tool_call_id"]
@@ -191,11 +194,11 @@ def run_submit_tool_outputs(*, run: Run, tool_outputs: list[dict]) -> tuple[Run,
             step.save(update_fields=["step_details", *fields])
             events.publish_on_commit(run.public_id, ev.StepStatus(step))
         # attempts counts the claims of one stretch of work: the recovery limit applies afresh to each
-        fields = lifecycle.entering(Run.Status.QUEUED, now)
-        for name, value in fields.items():
+        timestamps = lifecycle.entering(Run.Status.QUEUED, now)
+        for name, value in timestamps.items():
             setattr(run, name, value)
         run.status, run.attempts = Run.Status.QUEUED, 0
-        update = ["status", "attempts", *fields]
+        update = ["status", "attempts", *timestamps]
         sealed = provider_credentials.sealed_request()
         if sealed:  # a continuation with header credentials uses them from here on (issue 16)
             run.sealed_credentials = sealed

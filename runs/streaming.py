@@ -12,7 +12,7 @@ from django.http import StreamingHttpResponse
 
 from assistants_project import metrics
 from assistants_project.api.errors import error_body
-from assistants_project.redis import async_redis_client
+from assistants_project.redis import async_redis_client, xread_batches
 from runs.events import stream_key
 from runs.renderers.assistants import END_EVENTS
 
@@ -36,7 +36,7 @@ async def run_events(run_public_id: str, after: str = "0-0"):
     try:
         client = async_redis_client()
         while True:
-            batch = await client.xread({key: cursor}, block=block_ms, count=500)
+            batch = xread_batches(await client.xread({key: cursor}, block=block_ms, count=500))
             if not batch:
                 yield KEEP_ALIVE
                 continue

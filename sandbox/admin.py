@@ -14,8 +14,8 @@ class ContainerAdmin(admin.ModelAdmin):
     search_fields = ["public_id", "thread_id"]
     list_select_related = ["project"]
     show_full_result_count = False
-    fields = ["public_id", "project", "thread_id", "status", "worker", "memory_limit", "expires_after_minutes",
-              "created_at", "last_active_at", "files"]
+    fields = ("public_id", "project", "thread_id", "status", "worker", "memory_limit", "expires_after_minutes",
+              "created_at", "last_active_at", "files")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:

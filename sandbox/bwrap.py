@@ -32,11 +32,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, cast
 
 from jupyter_client.blocking.client import BlockingKernelClient
 
 from sandbox.backend import WORKDIR, Backend, Execution, FileInfo, Limits, OnOutput, Output, SandboxUnavailable
 from sandbox.backend import Session as SessionBase
+
+if TYPE_CHECKING:
+    from jupyter_client.connect import KernelConnectionInfo
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +102,7 @@ def _spawn(argv: list[str], **kwargs) -> subprocess.Popen:
         if _spawner is None or _spawner[0] != os.getpid():
             _spawner = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawn"))
         executor = _spawner[1]
-    return executor.submit(subprocess.Popen, argv, **kwargs).result()
+    return executor.submit(lambda: subprocess.Popen(argv, **kwargs)).result()
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -184,6 +188,7 @@ class BwrapBackend(Backend):
         raise SandboxUnavailable(f"{self.venv}/pyvenv.cfg names no home interpreter: rebuild it with `make install`.")
 
     def argv(self, limits: Limits, info_fd: int) -> list[str]:
+        assert self.bwrap is not None, "check() first"
         args = [self.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
                 "--info-fd", str(info_fd),
                 "--uid", str(NOBODY), "--gid", str(NOBODY), "--hostname", "sandbox", "--cap-drop", "ALL",
@@ -227,9 +232,9 @@ class BwrapSession(SessionBase):
     def _start(self) -> None:
         self.pid = None
         key = secrets.token_hex(32)
-        connection = {"transport": "ipc", "ip": f"{KERNEL_DIR}/k", "shell_port": 1, "iopub_port": 2, "stdin_port": 3,
-                      "control_port": 4, "hb_port": 5, "key": key, "signature_scheme": "hmac-sha256",
-                      "kernel_name": ""}
+        connection: KernelConnectionInfo = {
+            "transport": "ipc", "ip": f"{KERNEL_DIR}/k", "shell_port": 1, "iopub_port": 2, "stdin_port": 3,
+            "control_port": 4, "hb_port": 5, "key": key, "signature_scheme": "hmac-sha256", "kernel_name": ""}
         limits = self.limits
         config = {
             "rlimits": {"RLIMIT_AS": limits.memory_bytes, "RLIMIT_NPROC": limits.processes,
@@ -256,8 +261,9 @@ class BwrapSession(SessionBase):
             # This sandbox's /proc entry, held open: once its PID 1 is gone, paths under it fail instead of
             # reaching whatever process gets the number next.
             self._procfd = os.open(f"/proc/{self.pid}", os.O_RDONLY | os.O_DIRECTORY)
-            self.proc.stdin.write(json.dumps(config).encode())
-            self.proc.stdin.close()
+            stdin = cast(IO[bytes], self.proc.stdin)  # stdin=PIPE
+            stdin.write(json.dumps(config).encode())
+            stdin.close()
             client = BlockingKernelClient()
             client.load_connection_info({**connection, "ip": f"{self.root}{KERNEL_DIR}/k"})
             client.start_channels(hb=False)  # liveness is the bwrap process itself
@@ -270,11 +276,13 @@ class BwrapSession(SessionBase):
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        client = self.client
+        assert client is not None, "_start sets the client before it waits"
         while time.monotonic() < deadline and self.alive():
-            msg_id = self.client.kernel_info()
+            msg_id = client.kernel_info()
             try:
                 while True:
-                    if self.client.get_shell_msg(timeout=0.5)["parent_header"].get("msg_id") == msg_id:
+                    if client.get_shell_msg(timeout=0.5)["parent_header"].get("msg_id") == msg_id:
                         return
             except queue.Empty:
                 continue
@@ -329,6 +337,7 @@ class BwrapSession(SessionBase):
         before = {f.path: f for f in self.files()}
         out = _Collector(self.limits.output_bytes, on_output)
         client = self.client
+        assert client is not None, "a live session has its client"
         msg_id = client.execute(code, store_history=False, allow_stdin=False)
         started = time.monotonic()
         cpu_start = self._usage()[0]
@@ -393,16 +402,18 @@ class BwrapSession(SessionBase):
             os.kill(kernel, signal.SIGINT)
         except ProcessLookupError:
             return False
+        client = self.client
+        assert client is not None, "a live session has its client"
         deadline = time.monotonic() + INTERRUPT_GRACE_SECONDS
         while (left := deadline - time.monotonic()) > 0:
             try:
-                msg = self.client.get_iopub_msg(timeout=left)
+                msg = client.get_iopub_msg(timeout=left)
             except queue.Empty:
                 break
             if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
                     and msg["content"]["execution_state"] == "idle"):
                 try:
-                    self.client.get_shell_msg(timeout=1)
+                    client.get_shell_msg(timeout=1)
                 except queue.Empty:
                     pass
                 return True
@@ -427,7 +438,8 @@ class BwrapSession(SessionBase):
 
     # --- the sandbox's processes, seen from the worker ----------------------------------------------------------
     def _tree(self) -> list[int]:
-        pids, todo = [], [self.pid]
+        pids: list[int] = []
+        todo = [self.pid] if self.pid is not None else []
         while todo:
             pid = todo.pop()
             pids.append(pid)
@@ -518,7 +530,7 @@ class BwrapSession(SessionBase):
             return f.read(max_bytes) if max_bytes is not None else f.read()
 
     def files(self) -> list[FileInfo]:
-        found = []
+        found: list[FileInfo] = []
         try:
             top = self._workdir_fd()
         except OSError:

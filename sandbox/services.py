@@ -181,6 +181,7 @@ class SessionManager:
         session = self._start(files)
         container = self._container_create(project, thread_id)
         fresh = _Live(session, container.pk, time.monotonic())
+        loser: _Live | None
         with self._lock:
             current = self._live.get(thread_id)
             if current is not None and current.session.alive():
@@ -251,7 +252,7 @@ class SessionManager:
                 return
             tid, live = min(((t, lv) for t, lv in self._live.items() if not lv.lock.locked()),
                             key=lambda item: item[1].last_used, default=(None, None))
-            if tid is None:
+            if tid is None or live is None:
                 return
             del self._live[tid]
         self._retire(live)

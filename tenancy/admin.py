@@ -86,6 +86,7 @@ class ProviderCredentialForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        assert data is not None  # ModelForm.clean returns cleaned_data
         if self.instance.pk is None and not data.get("api_key") and not data.get("other_params"):
             raise forms.ValidationError("Give an API key or other parameters.")
         return data

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
 
 from assistants_project import logs
 from assistants_project.api.errors import AuthenticationFailed
 from tenancy import limits
+from tenancy.models import Project
 from tenancy.selectors import api_key_project
 
 
@@ -16,7 +18,7 @@ from tenancy.selectors import api_key_project
 class ProjectPrincipal:
     """``request.user`` for API calls: the project the key belongs to."""
 
-    project: object
+    project: Project
     api_key_id: int
     is_authenticated: bool = True
 
@@ -28,7 +30,7 @@ def _masked(raw: str) -> str:
 class BearerKeyAuthentication(BaseAuthentication):
     keyword = b"bearer"
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[ProjectPrincipal, int] | None:
         parts = get_authorization_header(request).split()
         if not parts:
             return None  # → NotAuthenticated (401) through IsAuthenticated
@@ -49,5 +51,5 @@ class BearerKeyAuthentication(BaseAuthentication):
         limits.check_request(project.pk, limits.effective(project, "requests_per_minute"))
         return ProjectPrincipal(project=project, api_key_id=key_id), key_id
 
-    def authenticate_header(self, request):
+    def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'

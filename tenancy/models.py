@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from django.db import models
 
@@ -35,7 +36,7 @@ class Project(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.public_id:
             self.public_id = new_id("project")
         super().save(*args, **kwargs)
@@ -90,7 +91,7 @@ class TenantModel(models.Model):
     def __str__(self) -> str:
         return self.public_id
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.public_id:
             self.public_id = new_id(self.id_kind)
         super().save(*args, **kwargs)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from assistants_project.api.errors import InvalidRequest
@@ -54,7 +55,7 @@ def list_body(data: list[dict], has_more: bool) -> dict:
     }
 
 
-def list_response(request, queryset: QuerySet, shape: Callable[[Any], dict] | None = None, *,
+def list_response(request: Request, queryset: QuerySet, shape: Callable[[Any], dict] | None = None, *,
                   params_class: type | None = None, narrow: Callable[[QuerySet, dict], QuerySet] | None = None,
                   shape_page: Callable[[list], list[dict]] | None = None, cursor_field: str = "public_id",
                   parent_field: str | None = None) -> Response:
@@ -65,5 +66,9 @@ def list_response(request, queryset: QuerySet, shape: Callable[[Any], dict] | No
     if narrow is not None:
         queryset = narrow(queryset, params)
     rows, has_more = paginate(queryset, params, cursor_field=cursor_field, parent_field=parent_field)
-    data = shape_page(rows) if shape_page is not None else [shape(row) for row in rows]
+    if shape_page is not None:
+        data = shape_page(rows)
+    else:
+        assert shape is not None, "list_response needs shape or shape_page"
+        data = [shape(row) for row in rows]
     return Response(list_body(data, has_more))

@@ -1,6 +1,6 @@
 """OpenAI routes: no trailing slash, and POST on a detail URL modifies."""
 
-from rest_framework.routers import SimpleRouter
+from rest_framework.routers import Route, SimpleRouter
 
 
 class OpenAIRouter(SimpleRouter):
@@ -8,6 +8,6 @@ class OpenAIRouter(SimpleRouter):
         super().__init__(trailing_slash=False)
         routes = list(self.routes)
         for i, route in enumerate(routes):
-            if getattr(route, "mapping", None) and "delete" in route.mapping:  # the detail route
+            if isinstance(route, Route) and "delete" in route.mapping:  # the detail route
                 routes[i] = route._replace(mapping={**route.mapping, "post": "modify"})
         self.routes = routes  # an instance copy: never mutate SimpleRouter's class-level list

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, cast
 
 from django.db import connection
 from django.http import JsonResponse
@@ -17,6 +18,10 @@ from assistants_project.api.sanitize import check_request_strings
 from assistants_project.api.validation import validated
 from gateway.credentials import from_headers
 from tenancy import credentials as provider_credentials
+
+if TYPE_CHECKING:
+    from tenancy.auth import ProjectPrincipal
+    from tenancy.models import Project
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +40,9 @@ class OpenAIViewSet(viewsets.GenericViewSet):
     metadata_class = PlainMetadata
 
     @property
-    def project(self):
-        return self.request.user.project
+    def project(self) -> Project:
+        # BearerKeyAuthentication's principal; DRF annotates request.user as Django's user model.
+        return cast("ProjectPrincipal", self.request.user).project
 
     def dispatch(self, request, *args, **kwargs):
         # provider credentials for the calls this request makes or starts (tenancy/credentials.py): initial()

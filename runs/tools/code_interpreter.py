@@ -14,9 +14,11 @@ import logging
 import posixpath
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
+from files.models import File
 from files.selectors import file_get
 from runs.tools.base import ModelCall, Tool
 
@@ -127,7 +129,7 @@ def _file_ids(run) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def thread_files(run) -> list[tuple[str, object]]:
+def thread_files(run) -> list[tuple[str, File]]:
     """(path in the session, File row) for each of the run's files that still exists, under its own name (a
     name met twice gets the file id in front)."""
     from assistants_project.api.errors import NotFoundError
@@ -276,7 +278,8 @@ def execute(run, call: ModelCall) -> dict:
         return [(path, storage.read_bytes(file.storage_name)) for path, file in files]
 
     outputs = _Outputs(run, call, [])
-    recorded = {"id": call.id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": []}}
+    recorded: dict[str, Any] = {"id": call.id, "type": "code_interpreter",
+                                "code_interpreter": {"input": code, "outputs": []}}
     try:
         placed = _placed.get(thread_id)
         for path, file in files if placed is not None else ():
