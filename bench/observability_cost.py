@@ -62,10 +62,10 @@ def main() -> None:
                               headers={"X-Request-ID": "bench-request-id"})
 
     def one_request():
-        started, request_id = time.perf_counter(), request_context._request_id(request)
+        started, request_id = time.perf_counter(), request_context.request_id_for(request)
         token = logs.replace({"request_id": request_id})
         logs.bind(project="default")
-        request_context._finish(request, Response(), request_id, started)
+        request_context.finish(request, Response(), request_id, started)
         logs.reset(token)
         stream.seek(0)
         stream.truncate()

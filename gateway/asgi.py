@@ -14,11 +14,12 @@ import asyncio
 import io
 import logging
 import time
-import uuid
 from contextlib import aclosing
 
 from django.urls import Resolver404, get_resolver
 
+from assistants_project import logs
+from assistants_project.api import request_context
 from assistants_project.api.errors import error_response
 from assistants_project.api.middleware import _decorate, _precheck
 
@@ -56,7 +57,7 @@ async def _read_body(receive) -> bytes | None:
 async def _serve(match, scope, receive, send) -> None:
     from django.core.handlers.asgi import ASGIRequest
 
-    started, request_id = time.perf_counter(), f"req_{uuid.uuid4().hex}"
+    started = time.perf_counter()
     body = await _read_body(receive)
     if body is None:
         return  # the client left before it finished sending
@@ -64,6 +65,11 @@ async def _serve(match, scope, receive, send) -> None:
         request = ASGIRequest(scope, io.BytesIO(body))
     except UnicodeDecodeError:
         return await _send_plain(send, error_response("Bad request.", status=400))
+    # what the outer middleware does for every other path: the request id (the client's X-Request-ID when sane)
+    # bound to the log lines, and, once answered, x-request-id, the access line and the HTTP metrics
+    request_id = request_context.request_id_for(request)
+    logs.replace({"request_id": request_id})
+    request.resolver_match = match
     response = _precheck(request)
     # As Django does: the view and the response run while a second task watches for the client leaving; if it
     # leaves, the view is cancelled (and a stream's generators closed, which closes the provider stream).
@@ -100,7 +106,7 @@ async def _respond(response, match, request, request_id: str, started: float, se
             logger.exception("gateway request %s failed", request.path)
             response = error_response("The server had an error while processing your request. Sorry about that!",
                                       status=500)
-    response = _decorate(response, request_id, started)
+    response = request_context.finish(request, _decorate(response, started), request_id, started)
     if not response.streaming:
         return await _send_plain(send, response)
     headers = [(str(k).encode("latin1"), str(v).encode("latin1")) for k, v in response.items()]

@@ -9,8 +9,10 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
+from assistants_project import logs
 from assistants_project.api import keycache
 from assistants_project.api.errors import AuthenticationFailed
+from tenancy import limits
 from tenancy.auth import BearerKeyAuthentication
 from tenancy.models import Project, hash_key
 from tenancy.selectors import project_of_entry
@@ -26,7 +28,11 @@ async def project_for(request) -> Project:
     if len(parts) == 2 and parts[0].lower() == "bearer":
         cached = keycache.peek(hash_key(parts[1]))
         if cached:  # as tenancy.selectors.api_key_project caches it
-            return project_of_entry(cached)[0]
+            project = project_of_entry(cached)[0]
+            logs.bind(project=project.name)
+            # no round trip unless the project has a limit (then one Redis INCR, as BearerKeyAuthentication does)
+            limits.check_request(project.pk, limits.effective(project, "requests_per_minute"))
+            return project
     found = await sync_to_async(_authenticate)(request)
     if found is None:
         raise AuthenticationFailed(NO_KEY)

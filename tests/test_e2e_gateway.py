@@ -356,3 +356,15 @@ def test_node_sdk(live):
     assert out["models"] == {"ids": ["house-model", "responses-model", "gpt-4o-mini", "text-embedding-3-small",
                                      "omni-moderation-latest"], "retrieved": "house-model"}
     assert out["error"] == {"status": 429, "name": "RateLimitError", "message": "slow down, node"}
+
+
+def test_gateway_requests_carry_request_ids_like_the_rest_of_the_api(live):
+    """The gateway's fast path answers with the same request id handling as every other endpoint."""
+    with live.http() as http:
+        given = http.post("/chat/completions", headers={"X-Request-ID": "req_from_the_client_42"},
+                          json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+        assert given.status_code == 200 and given.headers["x-request-id"] == "req_from_the_client_42"
+        made = http.get("/models")
+        assert made.status_code == 200 and made.headers["x-request-id"].startswith("req_")
+        refused = http.get("/models", headers={"Authorization": "Bearer sk-wrong"})
+        assert refused.status_code == 401 and refused.headers["x-request-id"].startswith("req_")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
@@ -46,8 +45,7 @@ def _precheck(request):
     return None
 
 
-def _decorate(response, request_id: str, started: float):
-    response["x-request-id"] = request_id
+def _decorate(response, started: float):
     response["openai-processing-ms"] = str(int((time.perf_counter() - started) * 1000))
     response["openai-version"] = "2020-10-01"
     return response
@@ -65,14 +63,14 @@ class OpenAIHeadersMiddleware:
     def __call__(self, request):
         if iscoroutinefunction(self):
             return self.__acall__(request)
-        started, request_id = time.perf_counter(), f"req_{uuid.uuid4().hex}"
+        started = time.perf_counter()
         response = _precheck(request) or self.get_response(request)
-        return _decorate(response, request_id, started)
+        return _decorate(response, started)
 
     async def __acall__(self, request):
-        started, request_id = time.perf_counter(), f"req_{uuid.uuid4().hex}"
+        started = time.perf_counter()
         response = _precheck(request) or await self.get_response(request)
-        return _decorate(response, request_id, started)
+        return _decorate(response, started)
 
 
 class AdminOnlyMiddleware:

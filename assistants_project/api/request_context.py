@@ -16,7 +16,7 @@ from assistants_project import logs, metrics
 access_log = logging.getLogger("assistants.access")
 
 
-def _request_id(request) -> str:
+def request_id_for(request) -> str:
     given = request.headers.get("X-Request-ID")
     return given if logs.valid_request_id(given) else f"req_{uuid.uuid4().hex}"
 
@@ -31,7 +31,7 @@ def _route(pattern: str) -> str:
     return "/" + path.replace("^", "").replace("$", "").lstrip("/")
 
 
-def _finish(request, response, request_id: str, started: float):
+def finish(request, response, request_id: str, started: float):
     elapsed = time.perf_counter() - started
     response["x-request-id"] = request_id
     match = getattr(request, "resolver_match", None)
@@ -58,15 +58,15 @@ class RequestContextMiddleware:
     def __call__(self, request):
         if iscoroutinefunction(self):
             return self.__acall__(request)
-        started, request_id = time.perf_counter(), _request_id(request)
+        started, request_id = time.perf_counter(), request_id_for(request)
         token = logs.replace({"request_id": request_id})
         try:
-            return _finish(request, self.get_response(request), request_id, started)
+            return finish(request, self.get_response(request), request_id, started)
         finally:
             logs.reset(token)  # a WSGI thread serves the next request with a clean context
 
     async def __acall__(self, request):
         # Each ASGI request is its own task (its own context): what is bound here also covers the streamed body.
-        started, request_id = time.perf_counter(), _request_id(request)
+        started, request_id = time.perf_counter(), request_id_for(request)
         logs.replace({"request_id": request_id})
-        return _finish(request, await self.get_response(request), request_id, started)
+        return finish(request, await self.get_response(request), request_id, started)
