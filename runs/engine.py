@@ -210,6 +210,8 @@ def _resume_point(run: Run) -> tuple[int, Turn | None]:
 
 def _annotations(run: Run, text: str) -> list[dict]:
     """What the run's recorded tool calls (oldest first, by kind) make of the final message's text."""
+    if not run.tools:  # no tool calls to read
+        return []
     calls: dict[str, list[dict]] = {}
     for step in RunStep.objects.filter(run=run, type=RunStep.Type.TOOL_CALLS).order_by("pk"):
         for call in step.step_details["tool_calls"]:
@@ -224,9 +226,11 @@ def run_execute(*, run_id: int, task_id: str) -> None:
     with heartbeat.beating(run.pk):
         try:
             _execute(run)
-            # A cancel that came while the run finished made the finishing write lose its compare-and-set:
-            # end the cancellation now rather than leave the run cancelling until the sweeper (a no-op otherwise).
-            lifecycle.run_finish_cancel(run_id=run.pk)
+            # A cancel that came while the run finished made the finishing write lose its compare-and-set (the run
+            # is still in_progress here then): end the cancellation now rather than leave the run cancelling until
+            # the sweeper. A won finishing write moved ``run.status`` on: nothing to do (no query).
+            if run.status == Run.Status.IN_PROGRESS:
+                lifecycle.run_finish_cancel(run_id=run.pk)
         except Cancelled:
             lifecycle.run_finish_cancel(run_id=run.pk)
         except PromptTooLong:
