@@ -237,6 +237,7 @@ def main() -> None:
     parser.add_argument("--clients", default="1,16,64")
     parser.add_argument("--samples", type=int, default=50, help="runs per latency figure")
     parser.add_argument("--skip-slow", action="store_true", help="no 2 s fake levels")
+    parser.add_argument("--skip-fast", action="store_true", help="no instant fake levels")
     parser.add_argument("--profile", default=None, metavar="DIR",
                         help="py-spy (raw format) of the web and worker processes during the 16-client instant level")
     parser.add_argument("--json", default=None, help="where to save the figures (default: data dir)")
@@ -284,7 +285,8 @@ def main() -> None:
                                                "p90_ms": pct(streamed, 0.9) * 1000}
 
         results["throughput"] = []
-        for model, assistant in [("gpt-4o-mini", fast)] + ([] if args.skip_slow else [(SLOW_MODEL, slow)]):
+        for model, assistant in ([] if args.skip_fast else [("gpt-4o-mini", fast)]) + (
+                [] if args.skip_slow else [(SLOW_MODEL, slow)]):
             for clients in levels:
                 cost = Cost(serve.pid, live_mod.E2E_DATA_DIR, redis_url, pg)
                 spies = profile(serve.pid, args.profile, args.duration) if (

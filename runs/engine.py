@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from assistants.models import Message
@@ -281,6 +281,10 @@ def _execute(run: Run) -> None:
 
 def _model_turn(run: Run, number: int, max_tokens: int | None, carry: Turn | None = None) -> Turn:
     prompt = build_prompt(run, first_turn=number == 1)
+    if not connection.in_atomic_block:
+        # The database connection goes back to the pool while the model thinks (the next write takes one again):
+        # otherwise every run in a model call holds one, and a worker overlaps only DB_POOL_MAX_SIZE calls.
+        connection.close()
     turn = carry or Turn(run=run, number=number)
     stream = llm.stream_chat(
         model=run.model, messages=prompt.messages, tools=prompt.tools, tool_choice=prompt.tool_choice,
