@@ -42,9 +42,11 @@ def assistant_delete(*, assistant: Assistant) -> None:
 
 
 def thread_create(*, project: Project, messages: list[dict] | None = None, tool_resources: dict | None = None,
-                  metadata: dict | None = None) -> Thread:
-    """All or nothing: a bad third message (say, an unknown file) leaves no thread and no messages behind."""
-    with transaction.atomic():
+                  metadata: dict | None = None, savepoint: bool = True) -> Thread:
+    """All or nothing: a bad third message (say, an unknown file) leaves no thread and no messages behind.
+    ``savepoint=False``: a caller whose whole transaction fails with this one saves the savepoint's two round
+    trips."""
+    with transaction.atomic(savepoint=savepoint):
         thread = Thread.objects.create(
             project=project,
             tool_resources=tools.resources_resolve(project=project, tool_resources=tool_resources),
@@ -128,7 +130,8 @@ def message_create(*, thread: Thread, role: str, content: str | list[dict], atta
     parts = message_content_parts(content)
     attachments = [{"file_id": a["file_id"], "tools": list(a.get("tools") or [])} for a in attachments or []]
     _check_files(thread=thread, content=parts, attachments=attachments)
-    with transaction.atomic():
+    # every caller has its own transaction, which an error here aborts anyway: no savepoint (two round trips)
+    with transaction.atomic(savepoint=False):
         message = Message.objects.create(
             project_id=thread.project_id,
             thread=thread,

@@ -50,6 +50,9 @@ def configure_litellm():
         # Its OpenAI embeddings path reads max_retries=0 as "the default": make that default 0 too, so
         # `retrying` is the only retry layer.
         litellm.DEFAULT_MAX_RETRIES = 0  # type: ignore[misc]  # Final in LiteLLM, yet read at call time
+        # Per streamed chunk LiteLLM hands its logging callbacks a job on a thread pool, each running a new event
+        # loop (asyncio.run): most of its per-chunk CPU. We register no callbacks (usage comes with the stream).
+        litellm.disable_streaming_logging = True
         litellm._assistants_configured = True
     return litellm
 

@@ -137,6 +137,87 @@ def load(fn, clients: int, duration: float) -> dict:
             "per_second": len(done) / wall, "p50_ms": pct(done, 0.5) * 1000, "p90_ms": pct(done, 0.9) * 1000}
 
 
+def processes(stack_pid: int, data_dir: Path) -> dict:
+    """The stack's processes by role: web, worker, beat (serve's children and theirs), postgres (the postmaster and
+    its backends), redis."""
+    import psutil
+
+    out: dict[str, list] = {"web": [], "worker": [], "beat": [], "postgres": [], "redis": []}
+    for child in psutil.Process(stack_pid).children(recursive=False):
+        cmd = " ".join(child.cmdline())
+        role = "web" if "uvicorn" in cmd else "worker" if " worker" in cmd else "beat" if " beat" in cmd else None
+        if role:
+            out[role] += [child, *child.children(recursive=True)]
+    try:
+        postmaster = psutil.Process(int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0]))
+        out["postgres"] = [postmaster, *postmaster.children(recursive=True)]
+        out["redis"] = [psutil.Process(int((data_dir / "redis" / "redis.pid").read_text().strip()))]
+    except (OSError, ValueError, psutil.Error):
+        pass
+    return out
+
+
+class Cost:
+    """What a stretch of load cost the stack: CPU seconds per process role (processes that started meanwhile,
+    like new Postgres backends, count from zero), Redis commands by name, Postgres transactions and rows."""
+
+    def __init__(self, stack_pid: int, data_dir: Path, redis_url: str, pg: dict) -> None:
+        self.stack_pid, self.data_dir, self.redis_url, self.pg = stack_pid, data_dir, redis_url, pg
+        self.before = self.snapshot()
+
+    def snapshot(self) -> dict:
+        import psutil
+        import redis
+
+        cpu: dict[str, dict[int, float]] = {}
+        for role, procs in processes(self.stack_pid, self.data_dir).items():
+            cpu[role] = {}
+            for proc in procs:
+                try:
+                    times = proc.cpu_times()
+                    cpu[role][proc.pid] = times.user + times.system
+                except psutil.Error:
+                    continue
+        stats = redis.Redis.from_url(self.redis_url).info("commandstats")
+        commands = {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
+        import psycopg
+
+        with psycopg.connect(dbname=self.pg["NAME"], user=self.pg["USER"], host=self.pg["HOST"]) as conn:
+            row = conn.execute("SELECT xact_commit + xact_rollback, tup_returned, tup_fetched, tup_inserted, "
+                               "tup_updated, tup_deleted FROM pg_stat_database WHERE datname = current_database()"
+                               ).fetchone()
+        return {"cpu": cpu, "redis": commands, "pg": dict(zip(
+            ["transactions", "rows_returned", "rows_fetched", "rows_inserted", "rows_updated", "rows_deleted"],
+            row, strict=True))}
+
+    def per_run(self, runs: int) -> dict:
+        after = self.snapshot()
+        cpu = {}
+        for role, pids in after["cpu"].items():
+            spent = sum(t - self.before["cpu"].get(role, {}).get(pid, 0.0) for pid, t in pids.items())
+            cpu[role] = round(spent * 1000 / max(runs, 1), 2)
+        commands = {name: round((calls - self.before["redis"].get(name, 0)) / max(runs, 1), 2)
+                    for name, calls in after["redis"].items() if calls > self.before["redis"].get(name, 0)}
+        # the stats read itself (one INFO per snapshot) is not the runs'
+        commands.pop("info", None)
+        pg = {name: round((value - self.before["pg"][name]) / max(runs, 1), 2) for name, value in after["pg"].items()}
+        return {"runs": runs, "cpu_ms_per_run": cpu, "redis_commands_per_run": dict(sorted(commands.items())),
+                "redis_commands_total_per_run": round(sum(commands.values()), 1), "postgres_per_run": pg}
+
+
+def profile(stack_pid: int, out_dir: str, seconds: float) -> list[subprocess.Popen]:
+    """py-spy on the web and the worker main processes for ``seconds`` (wall-clock samples, idle excluded)."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    spies = []
+    for role, procs in processes(stack_pid, Path(os.environ["ASSISTANTS_DATA_DIR"])).items():
+        if role in ("web", "worker") and procs:
+            spies.append(subprocess.Popen(
+                [str(spy), "record", "-p", str(procs[0].pid), "-f", "raw", "-r", "200", "-d", str(int(seconds)),
+                 "-o", str(Path(out_dir) / f"{role}.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return spies
+
+
 def rss_mb(stack_pid: int) -> dict:
     import psutil
 
@@ -156,6 +237,9 @@ def main() -> None:
     parser.add_argument("--clients", default="1,16,64")
     parser.add_argument("--samples", type=int, default=50, help="runs per latency figure")
     parser.add_argument("--skip-slow", action="store_true", help="no 2 s fake levels")
+    parser.add_argument("--skip-fast", action="store_true", help="no instant fake levels")
+    parser.add_argument("--profile", default=None, metavar="DIR",
+                        help="py-spy (raw format) of the web and worker processes during the 16-client instant level")
     parser.add_argument("--json", default=None, help="where to save the figures (default: data dir)")
     args, serve_env = parser.parse_known_args()
     extra = dict(item.split("=", 1) for item in serve_env)  # e.g. WORKER_CONCURRENCY=64 WORKER_POOL=threads
@@ -179,6 +263,10 @@ def main() -> None:
                      "load_before": os.getloadavg()}
     try:
         live_mod.wait_ready(base, serve, log)
+        from assistants_project import embedded
+
+        redis_url = embedded.ensure_redis(live_mod.E2E_DATA_DIR)
+        pg = embedded.ensure_postgres(live_mod.E2E_DATA_DIR)
         sdk = client(base)
         fast = sdk.beta.assistants.create(model="gpt-4o-mini").id
         slow = sdk.beta.assistants.create(model=SLOW_MODEL).id
@@ -197,9 +285,16 @@ def main() -> None:
                                                "p90_ms": pct(streamed, 0.9) * 1000}
 
         results["throughput"] = []
-        for model, assistant in [("gpt-4o-mini", fast)] + ([] if args.skip_slow else [(SLOW_MODEL, slow)]):
+        for model, assistant in ([] if args.skip_fast else [("gpt-4o-mini", fast)]) + (
+                [] if args.skip_slow else [(SLOW_MODEL, slow)]):
             for clients in levels:
+                cost = Cost(serve.pid, live_mod.E2E_DATA_DIR, redis_url, pg)
+                spies = profile(serve.pid, args.profile, args.duration) if (
+                    args.profile and clients == 16 and model != SLOW_MODEL) else []
                 ours = load(lambda a=assistant: streamed_run(sdk, a), clients, args.duration)
+                ours["cost"] = cost.per_run(ours["completed"])
+                for spy in spies:
+                    spy.wait()
                 ceiling = load(lambda m=model: direct_call(m, fake_url), clients, args.duration)
                 results["throughput"].append({"model": model, "clients": clients, "ours": ours, "direct": ceiling,
                                               "ratio": ours["per_second"] / ceiling["per_second"]})
@@ -215,7 +310,8 @@ def main() -> None:
 
     out = Path(args.json) if args.json else live_mod.E2E_DATA_DIR / "run_throughput.json"
     out.write_text(json.dumps(results, indent=2))
-    print(f"settings: {results['settings']}; load average before {results['load_before'][0]:.2f}")
+    print(f"settings: {results['settings']}; load average before {results['load_before'][0]:.2f}, "
+          f"after {results['load_after'][0]:.2f}")
     p, s = results["create_and_run_poll"], results["streamed_until_completed"]
     print(f"create_and_run_poll p50 {p['p50_ms']:.0f} ms, p90 {p['p90_ms']:.0f} ms, "
           f"{p['polls_per_run']:.1f} polls per run")
@@ -225,6 +321,11 @@ def main() -> None:
         o, d = row["ours"], row["direct"]
         print(f"{row['model']:<12} {row['clients']:>7} {o['per_second']:>7.1f} {d['per_second']:>9.1f} "
               f"{row['ratio']:>6.2f} {o['p50_ms']:>11.0f} {o['errors']:>7}")
+    print("cost per completed run (CPU ms by process; Redis commands; Postgres transactions):")
+    for row in results["throughput"]:
+        c = row["ours"]["cost"]
+        print(f"  {row['model']:<12} {row['clients']:>3} clients: CPU {c['cpu_ms_per_run']}; Redis "
+              f"{c['redis_commands_total_per_run']} {c['redis_commands_per_run']}; Postgres {c['postgres_per_run']}")
     print(f"resident memory after the load (MB): {results['rss_mb_after_load']}")
     print(f"saved {out}")
 

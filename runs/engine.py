@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from assistants.models import Message
@@ -218,6 +218,8 @@ def _final_content(run: Run, text: str) -> tuple[list[dict], list[dict]]:
     """What the run's tools make of the final message, given their recorded calls (oldest first, by kind):
     annotations on its text (file_search: citations; code_interpreter: links to its files, which may come from
     an earlier run) and parts after it (code_interpreter: figures)."""
+    if not run.tools:  # no tool, nothing to make of the text
+        return [], []
     calls: dict[str, list[dict]] = {tool["type"]: [] for tool in run.tools}
     for step in RunStep.objects.filter(run=run, type=RunStep.Type.TOOL_CALLS).order_by("pk"):
         for call in step.step_details["tool_calls"]:
@@ -236,9 +238,11 @@ def run_execute(*, run_id: int, task_id: str) -> None:
                                                                sealed=run.sealed_credentials):
         try:
             _execute(run)
-            # A cancel that came while the run finished made the finishing write lose its compare-and-set:
-            # end the cancellation now rather than leave the run cancelling until the sweeper (a no-op otherwise).
-            lifecycle.run_finish_cancel(run_id=run.pk)
+            # A cancel that came while the run finished made the finishing write lose its compare-and-set (the run
+            # is still in_progress here then): end the cancellation now rather than leave the run cancelling until
+            # the sweeper. A won finishing write moved ``run.status`` on: nothing to do (no query).
+            if run.status == Run.Status.IN_PROGRESS:
+                lifecycle.run_finish_cancel(run_id=run.pk)
         except Cancelled:
             lifecycle.run_finish_cancel(run_id=run.pk)
         except PromptTooLong:
@@ -289,6 +293,10 @@ def _execute(run: Run) -> None:
 
 def _model_turn(run: Run, number: int, max_tokens: int | None, carry: Turn | None = None) -> Turn:
     prompt = build_prompt(run, first_turn=number == 1)
+    if not connection.in_atomic_block:
+        # The database connection goes back to the pool while the model thinks (the next write takes one again):
+        # otherwise every run in a model call holds one, and a worker overlaps only DB_POOL_MAX_SIZE calls.
+        connection.close()
     turn = carry or Turn(run=run, number=number)
     stream = llm.stream_chat(
         model=run.model, messages=prompt.messages, tools=prompt.tools, tool_choice=prompt.tool_choice,

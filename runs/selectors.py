@@ -22,6 +22,7 @@ def run_get(*, thread: Thread, run_id: str) -> Run:
     run = Run.objects.filter(thread=thread, public_id=run_id).first()
     if run is None:
         raise NotFoundError(f"No run found with id '{run_id}'.")
+    run.thread = thread  # read already: run_out needs it, and a lazy read would be one more query per poll
     return run
 
 

@@ -34,11 +34,11 @@ def _active_run_error(thread: Thread, run_id: str) -> InvalidRequest:
 
 def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: bool | None = None,
                additional_messages: list[dict] | None = None, include: list[str] | None = None,
-               lead_events: tuple = (), **options) -> Run:
+               lead_events: tuple = (), savepoint: bool = True, **options) -> Run:
     """Write the run as ``queued`` (copying the effective model, instructions and tools) and enqueue it.
-    ``lead_events`` (``runs.event_model``) open its stream."""
+    ``lead_events`` (``runs.event_model``) open its stream. ``savepoint=False``: as ``thread_create``'s."""
     limits.check_run_start(project, active_runs=lambda: selectors.active_run_count(project=project))
-    with transaction.atomic():
+    with transaction.atomic(savepoint=savepoint):
         # The thread's row lock serialises creators (a run, a message) on the thread.
         thread, assistant = thread_for_run(project=project, thread_id=thread_id, assistant_id=assistant_id)
         if thread.active_run_id is not None:
@@ -128,9 +128,9 @@ def thread_and_run_create(*, project: Project, thread: dict | None, tool_resourc
     thread_fields = dict(thread or {})
     if tool_resources is not None and thread_fields.get("tool_resources") is None:
         thread_fields["tool_resources"] = tool_resources
-    with transaction.atomic():
-        new_thread = thread_create(project=project, **thread_fields)
-        run = run_create(project=project, thread_id=new_thread.public_id,
+    with transaction.atomic():  # all or nothing, so its parts need no savepoints of their own
+        new_thread = thread_create(project=project, savepoint=False, **thread_fields)
+        run = run_create(project=project, thread_id=new_thread.public_id, savepoint=False,
                          lead_events=(ev.ThreadCreated(new_thread),), **run_options)
     return new_thread, run
 

@@ -3,7 +3,7 @@ from rest_framework.response import Response
 
 from assistants.selectors import thread_get
 from assistants_project.api.views import OpenAIViewSet
-from runs import selectors, services
+from runs import polling, selectors, services
 from runs.models import Run
 from runs.serializers import (
     RunCreateIn,
@@ -18,8 +18,9 @@ from runs.streaming import sse_response
 
 
 def _poll_hint(response: Response, run: Run) -> Response:
-    """The SDKs' *_and_poll helpers sleep this long between polls."""
-    response["openai-poll-after-ms"] = "200" if run.status in Run.ACTIVE else "1000"
+    """The SDKs' *_and_poll helpers sleep this long between polls (runs.polling)."""
+    polling.observe(run)
+    response["openai-poll-after-ms"] = str(polling.poll_after_ms(run))
     return response
 
 
