@@ -154,3 +154,21 @@ def test_a_recovered_attempt_that_answers_differently_closes_the_shown_message(r
               if f[b"event"] == b"thread.message.incomplete"]
     assert [(m["id"], m["content"][0]["text"]["value"]) for m in closed] == [(shown, "Bonjour")]
     assert [m.content[0]["text"]["value"] for m in Message.objects.filter(run_public_id=run.public_id)] == ["Hello"]
+
+
+def test_an_attempt_ended_by_a_database_outage_is_left_to_the_sweeper(run):
+    """Postgres going away mid-run is transient: the task's failure hook leaves the run to the sweeper (which
+    re-sends it once the heartbeat lapses) instead of failing it; any other error still fails the run."""
+    from django.db import OperationalError
+
+    from runs import tasks
+
+    lifecycle.run_claim(run_id=run.pk, task_id=run.claimed_by)
+    try:
+        raise OperationalError("couldn't get a connection after 5.00 sec")
+    except OperationalError as exc:
+        tasks._on_failure(None, exc, "task", [run.pk], {}, None)
+    assert Run.objects.get(pk=run.pk).status == Run.Status.IN_PROGRESS
+    tasks._on_failure(None, ValueError("a bug"), "task", [run.pk], {}, None)
+    failed = Run.objects.get(pk=run.pk)
+    assert failed.status == Run.Status.FAILED and failed.last_error["code"] == "server_error"

@@ -137,10 +137,10 @@ def test_postgres_stopped_and_started_under_requests(client, assistant, stack):
         # every run and file ends within bounds; nothing duplicated
         for thread_id, run_id in runs + load.runs:
             run = wait_terminal(client, thread_id, run_id, timeout=TERMINAL_BOUND)
-            assert run.status in ("completed", "failed"), (run.status, run.last_error)
+            # an attempt the outage broke is re-sent by the sweeper (as after a worker crash), not failed
+            assert run.status == "completed", (run.status, run.last_error)
             messages, _ = assert_no_duplicates(client, thread_id, run_id)
-            if run.status == "completed":
-                assert [m.content[0].text.value for m in messages] == [ANSWER]
+            assert [m.content[0].text.value for m in messages] == [ANSWER]
         wait_files_terminal(client, store.id, timeout=INGESTION_BOUND)
         by_status = assert_store_consistent(client, stack, store.id)
         assert by_status["completed"] == len(uploads), by_status
