@@ -249,7 +249,7 @@ def reliability_stack(reliability_fake):
     proc = start_serve(reliability_fake.base_url, port, log_path, **STACK_ENV)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        wait_ready(base_url, proc, log_path)
+        wait_ready(base_url, proc, log_path, timeout=300)  # a loaded 2-core machine can take minutes
         _warm_up(LiveStack(base_url=base_url, api_key=E2E_API_KEY, fake=reliability_fake, proc=proc,
                            log_path=log_path))
         yield Stack(base_url=base_url, api_key=E2E_API_KEY, fake=reliability_fake, proc=proc,

@@ -31,8 +31,8 @@ def _pytest_session(data_dir) -> None:
     env = {**os.environ, "ASSISTANTS_DATA_DIR": str(data_dir)}
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", DB_TEST], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "--reuse-db", DB_TEST], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
