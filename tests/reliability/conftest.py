@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -54,6 +55,9 @@ INGESTION_BOUND = (INGESTION_HEARTBEAT_TIMEOUT + INGESTION_SWEEP_INTERVAL) * 3 +
 FILE_TERMINAL = {"completed", "failed", "cancelled"}
 # serve gives up on a child that exits more than 5 times a minute: space worker kills out.
 KILL_SPACING = 12.5
+
+
+_WORKER_READY = re.compile(r"celery\.apps\.worker celery@\S+ ready\.")
 
 
 def rounds(fast: int, long: int) -> int:
@@ -144,6 +148,7 @@ class Stack(LiveStack):
     data_dir: Path = STACK_DATA_DIR
     last_worker_kill: float = 0.0
     killed: frozenset[int] = frozenset()
+    readies_at_kill: int = 0
 
     def kill_workers(self) -> int:
         """SIGKILL the Celery worker (serve restarts it); returns how many processes were killed."""
@@ -155,11 +160,18 @@ class Stack(LiveStack):
             os.kill(pid, signal.SIGKILL)
         self.last_worker_kill = time.monotonic()
         self.killed = self.killed | set(pids)
+        self.readies_at_kill = self.worker_readies()
         return len(pids)
 
-    def wait_worker(self, timeout: float = 60) -> None:
-        """Until serve runs a worker that is not one we killed."""
-        wait_until(lambda: [p for p in self.child_pids("worker") if p not in self.killed], timeout=timeout,
+    def worker_readies(self) -> int:
+        """How many times a worker has said it is ready (Celery logs it once it consumes)."""
+        return len(_WORKER_READY.findall(self.log()))
+
+    def wait_worker(self, timeout: float = 180) -> None:
+        """Until serve runs a worker that is not one we killed, and it is ready (on a loaded machine a restarted
+        worker takes a minute to import LiteLLM)."""
+        wait_until(lambda: [p for p in self.child_pids("worker") if p not in self.killed]
+                   and self.worker_readies() > self.readies_at_kill, timeout=timeout, interval=0.5,
                    what="the worker's restart")
 
     def kill_redis(self) -> None:
