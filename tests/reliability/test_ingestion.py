@@ -25,7 +25,7 @@ from tests.reliability.conftest import (
 
 pytestmark = pytest.mark.e2e
 
-ROUNDS = rounds(3, 20)
+ROUNDS = rounds(1, 20)
 
 
 @pytest.mark.timeout(scenario_timeout(180 + INGESTION_BOUND + KILL_SPACING + 60, ROUNDS))

@@ -1,5 +1,5 @@
 """`make test` leaves no embedded Postgres or Redis running on its data dir (issue 12, item 14): neither those its
-pytest session started, nor those a killed earlier session left behind."""
+pytest session started, nor (long profile) those a killed earlier session left behind."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tests.live import ROOT
+from tests.reliability.conftest import rounds
 
 pytestmark = pytest.mark.e2e
 
@@ -44,6 +45,8 @@ def test_a_test_session_leaves_no_embedded_server_running():
     try:
         _pytest_session(data_dir)  # starts both, stops both
         assert _running(data_dir) == {"postgres": False, "redis": False}
+        if rounds(1, 2) < 2:
+            return
         # what a session killed by a CI timeout leaves: both running, nobody connected
         embedded.ensure_postgres(data_dir)
         embedded.ensure_redis(data_dir)
