@@ -53,9 +53,10 @@ test: install
 
 fuzz-long: install
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest -q tests/fuzz
-# The reliability suite's long profile (issue 12's figures); `make test` runs its fast profile.
+# The reliability suite's long profile (issue 12's figures: each scenario prints its counts, -s shows them, and the
+# durations say how long each took); `make test` runs its fast profile.
 test-reliability: install
-	RELIABILITY_PROFILE=long $(BIN)/python -m pytest -q tests/reliability
+	RELIABILITY_PROFILE=long $(BIN)/python -m pytest -q -s --durations=0 tests/reliability
 
 lint: install
 	$(BIN)/ruff check .

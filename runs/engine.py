@@ -98,9 +98,9 @@ class Turn:
         return mine
 
     def _open_message(self, first_piece: str) -> None:
-        """The turn's first text. Its events (ids and timestamps made here) go out with the first delta in one
-        write, *before* the rows are inserted, so the first token is not held back by the database; the rows
-        follow at once (and if the turn dies in between, resuming redoes it, as for any interrupted turn)."""
+        """The turn's first text. The rows are inserted first, then their events (ids and timestamps made here) go
+        out with the first delta in one write: a worker killed in between must not have shown a message that a
+        recovered attempt cannot find (it would stream the first token again, and leave that message open)."""
         run, now = self.run, timezone.now()
         self.message = Message(
             public_id=new_id(Message.id_kind), created_at=now, project_id=run.project_id, thread=run.thread,
@@ -111,14 +111,14 @@ class Turn:
             thread=run.thread, type=RunStep.Type.MESSAGE_CREATION, turn=self.number,
             step_details={"type": "message_creation", "message_creation": {"message_id": self.message.public_id}})
         self.text.append(first_piece)
-        include = tuple(run.include)
-        events.publish(run.public_id, ev.StepCreated(self.message_step, include),
-                       ev.StepStatus(self.message_step, include), ev.MessageCreated(self.message),
-                       ev.MessageStatus(self.message), ev.TextDelta(self.message.public_id, first_piece, first=True))
         with transaction.atomic():
             for row in (self.message, self.message_step):
                 # raw: keep the created_at the events carry (auto_now_add would stamp a new one)
                 row.save_base(raw=True, force_insert=True)
+        include = tuple(run.include)
+        events.publish(run.public_id, ev.StepCreated(self.message_step, include),
+                       ev.StepStatus(self.message_step, include), ev.MessageCreated(self.message),
+                       ev.MessageStatus(self.message), ev.TextDelta(self.message.public_id, first_piece, first=True))
 
     def close_message(self, *, incomplete_reason: str | None = None, usage: dict | None = None,
                       step_status: str = RunStep.Status.COMPLETED, final: bool = False) -> None:

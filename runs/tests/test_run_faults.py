@@ -154,3 +154,46 @@ def test_a_recovered_attempt_that_answers_differently_closes_the_shown_message(r
               if f[b"event"] == b"thread.message.incomplete"]
     assert [(m["id"], m["content"][0]["text"]["value"]) for m in closed] == [(shown, "Bonjour")]
     assert [m.content[0]["text"]["value"] for m in Message.objects.filter(run_public_id=run.public_id)] == ["Hello"]
+
+
+def test_an_attempt_ended_by_a_database_outage_is_left_to_the_sweeper(run):
+    """Postgres going away mid-run is transient: the task's failure hook leaves the run to the sweeper (which
+    re-sends it once the heartbeat lapses) instead of failing it; any other error still fails the run."""
+    from django.db import OperationalError
+
+    from runs import tasks
+
+    lifecycle.run_claim(run_id=run.pk, task_id=run.claimed_by)
+    try:
+        raise OperationalError("couldn't get a connection after 5.00 sec")
+    except OperationalError as exc:
+        tasks._on_failure(None, exc, "task", [run.pk], {}, None)
+    assert Run.objects.get(pk=run.pk).status == Run.Status.IN_PROGRESS
+    tasks._on_failure(None, ValueError("a bug"), "task", [run.pk], {}, None)
+    failed = Run.objects.get(pk=run.pk)
+    assert failed.status == Run.Status.FAILED and failed.last_error["code"] == "server_error"
+
+
+def test_a_worker_killed_as_it_opens_its_message_does_not_stream_the_first_token_twice(run, monkeypatch):
+    """The kill lands while the turn's first text is being opened (the reliability suite's worker-kill scenario hit
+    it): what the stream shows must be what the recovery can find, so the redelivered attempt continues it rather
+    than streaming the first token a second time (``word0word0 word1 …``)."""
+    claimed = lifecycle.run_claim(run_id=run.pk, task_id=run.claimed_by)
+    half = engine.Turn(run=claimed, number=1)
+
+    class Killed(BaseException):
+        pass
+
+    def die(*args, **kwargs):
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RunStep, "save_base", die)  # the worker dies as the rows are written
+        with pytest.raises(Killed):
+            half.add_text("Hello")
+    _model(monkeypatch, llm.TextDelta("Hello"), llm.TextDelta(", world!"))
+    engine.run_execute(run_id=run.pk, task_id=run.claimed_by)  # the redelivery
+    assert Run.objects.get(pk=run.pk).status == Run.Status.COMPLETED
+    assert _streamed_deltas(run) == "Hello, world!"
+    assert [m.content[0]["text"]["value"] for m in Message.objects.filter(run_public_id=run.public_id)] == [
+        "Hello, world!"]

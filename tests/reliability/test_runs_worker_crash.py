@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from tests.reliability.conftest import assert_no_duplicates, rounds, scenario_timeout, wait_terminal
+from tests.reliability.conftest import TERMINAL_BOUND, assert_no_duplicates, rounds, scenario_timeout, wait_terminal
 
 pytestmark = pytest.mark.e2e
 
-KILLS = rounds(3, 20)
+KILLS = rounds(1, 20)
 ANSWER = " ".join(f"word{i}" for i in range(80))
 
 
@@ -26,7 +26,7 @@ def _stream(client, thread_id, assistant_id, out: dict) -> None:
         out["error"] = exc
 
 
-@pytest.mark.timeout(scenario_timeout(30, KILLS))
+@pytest.mark.timeout(scenario_timeout(180 + 2 * TERMINAL_BOUND, KILLS))
 def test_worker_killed_at_random_points_of_runs(client, assistant, stack):
     stack.fake.add_rule("crash me", text=ANSWER, token_delay=0.03)
     rng = random.Random(12)
@@ -39,7 +39,12 @@ def test_worker_killed_at_random_points_of_runs(client, assistant, stack):
         fresh = client.beta.threads.create(messages=[{"role": "user", "content": "crash me (just created)"}])
         fresh_run = client.beta.threads.runs.create(thread_id=fresh.id, assistant_id=assistant.id)
         assert stack.kill_workers() >= 1, "no worker to kill"
-        reader.join(timeout=90)
+        killed_at = time.monotonic()
+        # the fault lasts until serve has a worker again (a minute on a loaded machine: it imports LiteLLM); from
+        # then on the runs end within the bound
+        stack.wait_worker(timeout=180)
+        back_at = time.monotonic()
+        reader.join(timeout=TERMINAL_BOUND)
         assert not reader.is_alive() and "error" not in out, (kill, out.get("error"))
         streamed_run = out["run"]
         for thread_id, run_id in ((streamed.id, streamed_run.id), (fresh.id, fresh_run.id)):
@@ -49,4 +54,5 @@ def test_worker_killed_at_random_points_of_runs(client, assistant, stack):
             assert [m.content[0].text.value for m in messages] == [ANSWER] and len(steps) == 1
         # the stream the SDK read carried the answer once, the crashed attempt's part included
         assert "".join(out["deltas"]) == ANSWER, kill
-        stack.wait_worker()
+        print(f"kill {kill + 1}/{KILLS}: worker back after {back_at - killed_at:.0f}s, both runs completed "
+              f"{time.monotonic() - back_at:.0f}s later", flush=True)
