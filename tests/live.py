@@ -48,8 +48,8 @@ def e2e_env(fake_base_url: str, **extra: str) -> dict[str, str]:
         RUN_SWEEP_INTERVAL_SECONDS="2",
         RUN_HEARTBEAT_TIMEOUT_SECONDS="6",
         WORKER_CONCURRENCY="8",
-        CODE_INTERPRETER_WALL_SECONDS="10",  # a runaway call in a test is killed sooner than the default 30 s
-        CODE_INTERPRETER_CPU_SECONDS="10",
+        CODE_INTERPRETER_WALL_SECONDS="20",  # a runaway call in a test is killed sooner than the default 30 s
+        CODE_INTERPRETER_CPU_SECONDS="20",
         MODEL_ALIASES_FILE=str(E2E_DATA_DIR / "models.yaml"),
         LLM_NUM_RETRIES="1",
         LLM_RETRY_BACKOFF_SECONDS="0.1",

