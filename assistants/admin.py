@@ -96,25 +96,24 @@ class AssistantAdmin(ReadOnlyMixin, TenantAdmin):
         return pretty_json(obj.metadata)
 
 
-class MessageInline(admin.TabularInline):
-    """The conversation, oldest first and newest last (the latest CONVERSATION_TAIL messages)."""
+class ThreadInline(ReadOnlyMixin, admin.TabularInline):
+    """What a thread page lists under it, read-only, oldest first."""
 
-    model = Message
     fk_name = "thread"
-    fields = ("created", "role_label", "text", "attachment_ids", "citation_list", "run_link", "status", "message_link")
-    readonly_fields = fields
     ordering = ["pk"]
     extra = 0
     max_num = 0
     can_delete = False
     show_change_link = False
+
+
+class MessageInline(ThreadInline):
+    """The conversation, oldest first and newest last (the latest CONVERSATION_TAIL messages)."""
+
+    model = Message
+    fields = ("created", "role_label", "text", "attachment_ids", "citation_list", "run_link", "status", "message_link")
+    readonly_fields = fields
     verbose_name_plural = f"conversation (latest {CONVERSATION_TAIL} messages, newest last)"
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="text")
     def text(self, obj: Message) -> str:
@@ -153,25 +152,13 @@ class MessageInline(admin.TabularInline):
                            obj.public_id)
 
 
-class RunInline(admin.TabularInline):
+class RunInline(ThreadInline):
     """The thread's runs (the latest RUNS_TAIL, oldest first), each with its tool calls and any error."""
 
     model = Run
-    fk_name = "thread"
     fields = ("run_link", "status_label", "model", "created", "ended", "calls", "tokens", "error")
     readonly_fields = fields
-    ordering = ["pk"]
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = False
     verbose_name_plural = f"runs (latest {RUNS_TAIL}, newest last)"
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("steps")
