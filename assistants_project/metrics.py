@@ -36,7 +36,42 @@ logger = logging.getLogger(__name__)
 
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 _HOST = socket.gethostname().replace("_", "-")
-if MULTIPROC_DIR:
+
+
+class _Off:
+    """METRICS_ENABLED=false: every metric's value is this, so an update costs a label lookup and nothing more."""
+
+    _multiprocess = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def inc(self, amount) -> None:
+        pass
+
+    def set(self, value, timestamp=None) -> None:
+        pass
+
+    def set_exemplar(self, exemplar) -> None:
+        pass
+
+    def get(self) -> float:
+        return 0.0
+
+    def get_exemplar(self) -> None:
+        return None
+
+
+def _enabled() -> bool:
+    from django.conf import settings
+
+    return getattr(settings, "METRICS_ENABLED", True)
+
+
+ENABLED = _enabled()
+if not ENABLED:
+    values.ValueClass = _Off
+elif MULTIPROC_DIR:
     # Processes of several containers may share one directory (a volume) and their pids collide (each has a pid
     # 1): name each process's files by host and pid. Called on every update, so it is kept cheap.
     atexit.register(lambda: mark_this_process_dead())
@@ -246,14 +281,15 @@ class _Local:
 
 
 def metrics_view(request):
-    """``GET /metrics``: 404 unless METRICS_TOKEN is set; then ``Authorization: Bearer <METRICS_TOKEN>``."""
+    """``GET /metrics``: 404 unless METRICS_TOKEN is set (and metrics are enabled); then ``Authorization: Bearer
+    <METRICS_TOKEN>``."""
     from django.conf import settings
     from django.http import HttpResponse
 
     from assistants_project.api.errors import error_response
 
     token = settings.METRICS_TOKEN
-    if not token:
+    if not token or not ENABLED:
         return error_response(f"Invalid URL ({request.method} {request.path})", status=404)
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):

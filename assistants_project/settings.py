@@ -387,6 +387,8 @@ LOGGING = {
 }
 # GET /metrics (Prometheus): off (404) unless a token is set; scrapers send `Authorization: Bearer <token>`.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# false: no process records metrics at all (/metrics answers 404); the observability bench's "before".
+METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
 # OpenTelemetry traces (assistants_project/tracing.py): off unless enabled; spans go to the OTLP/HTTP endpoint of
 # OpenTelemetry's own variables (OTEL_EXPORTER_OTLP_ENDPOINT, …).
 TRACING_ENABLED = env_bool("TRACING_ENABLED", False)

@@ -1,8 +1,18 @@
-"""CPU cost of the observability hooks on their own, without the noise of a whole-stack benchmark: one API
-request's share (request id, HTTP metrics, one JSON access line) and one run's share (claim binding, model-call
-timing, the final-status metrics and JSON log line), in microseconds, in multiprocess mode like under `serve`.
+"""What /metrics and JSON logging cost.
 
     .venv/bin/python bench/observability_cost.py [--n 20000]
+    .venv/bin/python bench/observability_cost.py --stack 3
+
+Without --stack: the CPU cost of the observability hooks on their own, without the noise of a whole-stack
+benchmark: one API request's share (request id, HTTP metrics, one JSON access line) and one run's share (claim
+binding, model-call timing, the final-status metrics and JSON log line), in microseconds, in multiprocess mode like
+under `serve`.
+
+With --stack N: the whole stack before and after in one run, N rounds alternating "off" (METRICS_ENABLED=false,
+text logs at WARNING: no access lines) and "on" (metrics recorded and served, JSON logs at INFO: an access line per
+request, a line per run): bench/run_throughput.py at 16 clients on the instant fake (runs/s, and the CPU every
+process spent per completed run, steadier than runs/s on a shared machine) and bench/stream_overhead.py at one
+stream (first-delta overhead p50). Medians over the rounds and the on/off ratio.
 """
 
 from __future__ import annotations
@@ -31,10 +41,58 @@ def per_call_us(fn, n: int) -> float:
     return (time.perf_counter() - started) / n * 1e6
 
 
+OFF = {"METRICS_ENABLED": "false", "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING"}
+ON = {"METRICS_ENABLED": "true", "METRICS_TOKEN": "bench-metrics-token", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}
+
+
+def stack_once(env: dict[str, str], data_dir: Path) -> dict[str, float]:
+    import json
+    import subprocess
+
+    pairs = [f"{key}={value}" for key, value in env.items()]
+    out = data_dir / "throughput.json"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "run_throughput.py"), "--duration", "8", "--clients", "16",
+                    "--skip-slow", "--samples", "20", "--json", str(out), *pairs], check=True, capture_output=True,
+                   env={**os.environ, "ASSISTANTS_DATA_DIR": str(data_dir)})
+    level = json.loads(out.read_text())["throughput"][0]
+    overhead = subprocess.run([sys.executable, str(ROOT / "bench" / "stream_overhead.py"), "--streams", "1",
+                               "--samples", "100", *pairs], check=True, capture_output=True, text=True,
+                              env={**os.environ, "ASSISTANTS_DATA_DIR": str(data_dir)}).stdout.splitlines()[-1]
+    return {"runs_per_s": level["ours"]["per_second"], "ratio_to_direct": level["ratio"],
+            "cpu_ms_per_run": sum(level["ours"]["cost"]["cpu_ms_per_run"].values()),
+            "stream_overhead_p50_ms": float(overhead.split()[6])}
+
+
+def stack(rounds: int) -> None:
+    import statistics
+
+    data_dir = Path(os.environ.get("ASSISTANTS_DATA_DIR", ROOT / "var" / "bench-observability")).resolve()
+    results: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
+    for i in range(rounds):
+        for name, env in (("off", OFF), ("on", ON)):
+            row = stack_once(env, data_dir)
+            results[name].append(row)
+            print(f"round {i + 1} {name:>3}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items())
+                  + f"; load {os.getloadavg()[0]:.2f}", flush=True)
+    medians = {name: {k: statistics.median(r[k] for r in rows) for k in rows[0]} for name, rows in results.items()}
+    for name, row in medians.items():
+        print(f"median {name:>3}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()))
+    off, on = medians["off"], medians["on"]
+    print(f"on/off: runs/s {on['runs_per_s'] / off['runs_per_s']:.3f}, ratio to direct "
+          f"{on['ratio_to_direct'] / off['ratio_to_direct']:.3f}, "
+          f"CPU per run {on['cpu_ms_per_run'] / off['cpu_ms_per_run']:.3f}; "
+          f"stream overhead p50 {on['stream_overhead_p50_ms'] - off['stream_overhead_p50_ms']:+.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=20000)
-    n = parser.parse_args().n
+    parser.add_argument("--stack", type=int, default=0, metavar="ROUNDS",
+                        help="the whole stack, metrics and JSON logs off and on, alternating ROUNDS times")
+    args = parser.parse_args()
+    if args.stack:
+        return stack(args.stack)
+    n = args.n
     from datetime import UTC, datetime, timedelta
     from types import SimpleNamespace
 

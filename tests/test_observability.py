@@ -50,6 +50,29 @@ def test_metrics_need_the_token(anon_api, settings):
     assert anon_api.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token").status_code == 200
 
 
+def test_metrics_can_be_switched_off_entirely():
+    """METRICS_ENABLED=false: nothing is recorded (the hooks still run, their values stay 0) and /metrics is 404
+    even with a token. In a child process, because the switch is read when the metrics module loads."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "from assistants_project import metrics\n"
+        "metrics.RUNS.labels('completed', 'm').inc()\n"
+        "print(metrics.RUNS.labels('completed', 'm')._value.get(), metrics.ENABLED,"
+        " Client(HTTP_HOST='localhost').get('/metrics', HTTP_AUTHORIZATION='Bearer t').status_code)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "assistants_project.settings", "METRICS_TOKEN": "t"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    for enabled, expected in (("false", "0.0 False 404"), ("true", "1.0 True 200")):
+        out = subprocess.run([sys.executable, "-c", code], env={**env, "METRICS_ENABLED": enabled},
+                             capture_output=True, text=True, timeout=120)
+        assert out.stdout.split()[-3:] == expected.split(), out.stderr[-2000:]
+
+
 def _scrape(client) -> str:
     response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
