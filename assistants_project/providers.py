@@ -7,10 +7,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import tenacity
 from django.conf import settings
+
+from tenancy import credentials as provider_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -95,13 +97,19 @@ _SECRET_PATTERNS = (
 _SECRET_ENV_SUFFIXES = ("_API_KEY", "_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
 
 
-def scrub(text: str) -> str:
-    """``text`` without credentials: the configured provider keys' values and anything shaped like a key,
-    a bearer token or a ``key=`` parameter. The rest of the message (status, reason) stays readable."""
+def scrub(text: str, also: Iterable[str] = ()) -> str:
+    """``text`` without credentials, the one scrubber of provider text (errors stored, streamed, logged or
+    answered): the values of the server's key variables (``*_API_KEY``, ``*_TOKEN``, …), of the current provider
+    credentials scope (the request's header credentials, the project's stored ones: ``tenancy.credentials``),
+    ``also`` (what a caller without a scope knows, e.g. the gateway's), then anything shaped like a key, a bearer
+    token or a ``key=`` parameter. The rest of the message (status, reason) stays readable."""
     if not text:
         return text
-    for name, value in os.environ.items():
-        if len(value) >= 8 and name.upper().endswith(_SECRET_ENV_SUFFIXES) and value in text:
+    values = {value for name, value in os.environ.items()
+              if len(value) >= 8 and name.upper().endswith(_SECRET_ENV_SUFFIXES)}
+    values.update(provider_credentials.scope_secrets(), also)
+    for value in sorted(values, key=len, reverse=True):  # a longer secret before any secret inside it
+        if value and value in text:
             text = text.replace(value, "[redacted]")
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)

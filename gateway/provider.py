@@ -13,6 +13,7 @@ import re
 import openai
 from django.conf import settings
 
+from assistants_project.providers import scrub
 from runs.llm import resolve
 from tenancy import credentials as provider_credentials
 
@@ -85,16 +86,10 @@ async def moderate(kwargs: dict, secrets: list[str]):
         raise classify(exc, secrets) from exc
 
 
-@functools.cache
-def _server_keys() -> tuple[str, ...]:
-    return tuple(v for k, v in os.environ.items() if k.endswith("_API_KEY") and len(v) >= 4)
-
-
 def secrets(creds, params: dict) -> list[str]:
-    """What must never appear in an answer: the request's credentials, the alias's and the project's (the string
-    values of ``params``), the server's keys."""
-    values = [*creds.secrets(), *_server_keys()]
-    return values + provider_credentials.secret_values(params)
+    """What must never appear in an answer beyond what ``scrub`` finds itself (the server's keys, key shapes):
+    the request's credentials, the alias's and the project's (the string values of ``params``)."""
+    return [*creds.secrets(), *provider_credentials.secret_values(params)]
 
 
 _PREFIX = re.compile(r"^(litellm\.\w+:\s*)?(\w+Error:\s*)?(\w+Exception\s*-\s*)?")
@@ -108,8 +103,7 @@ def classify(exc: Exception, secrets: list[str]) -> ProviderError:
         return exc
     message = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).strip()
     message = _PREFIX.sub("", message.splitlines()[0] if message else "")[:1000] or type(exc).__name__
-    for secret in secrets:  # a provider may echo the key it refused
-        message = message.replace(secret, _masked(secret))
+    message = scrub(message, also=secrets)  # a provider may echo the key it refused
     if isinstance(exc, litellm.Timeout | openai.APITimeoutError):
         return ProviderError(504, f"The model provider did not answer in time: {message}", code="timeout")
     if isinstance(exc, litellm.APIConnectionError | openai.APIConnectionError):
@@ -121,7 +115,3 @@ def classify(exc: Exception, secrets: list[str]) -> ProviderError:
     if isinstance(exc, litellm.ContextWindowExceededError):
         code = "context_length_exceeded"
     return ProviderError(status, message, code=code)
-
-
-def _masked(secret: str) -> str:
-    return secret[:3] + "****" + secret[-2:] if len(secret) > 12 else "****"

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     CountedStore = WithAnnotations[VectorStore, _FileCounts]
     CountedBatch = WithAnnotations[FileBatch, _FileCounts]
+    Counted = CountedStore | CountedBatch
 
 
 def _file_counts() -> dict:
@@ -46,8 +47,38 @@ def _files_url(**filters) -> str:
                                                                                    filters.items())
 
 
+class _FileCountsAdmin(admin.ModelAdmin):
+    """The file-count columns of a store's or a batch's changelist, counted once per page by annotation;
+    ``files_filter`` is the files changelist's filter on this row."""
+
+    files_filter: str
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(**_file_counts()).order_by("-pk")
+
+    @admin.display(description="failed", ordering="n_failed")
+    def files_failed(self, obj: Counted) -> str:
+        if not obj.n_failed:
+            return "0"
+        return format_html('<a class="ops-error" href="{}">{}</a>',
+                           _files_url(**{self.files_filter: obj.pk}, status__exact=Status.FAILED), obj.n_failed)
+
+    @admin.display(description="in progress", ordering="n_in_progress")
+    def files_in_progress(self, obj: Counted) -> int:
+        return obj.n_in_progress
+
+    @admin.display(description="file counts")
+    def counts(self, obj: Counted) -> str:
+        return ", ".join(f"{getattr(obj, f'n_{s}')} {s}" for s in Status.values) + f" ({obj.n_total} in all)"
+
+
+def _store_link(obj: VectorStoreFile | FileBatch) -> str:
+    return format_html('<a href="{}">{}</a>', reverse("admin:retrieval_vectorstore_change", args=[obj.vector_store_id]),
+                       obj.vector_store.public_id)
+
+
 @admin.register(VectorStore)
-class VectorStoreAdmin(ReadOnlyMixin, TenantAdmin):
+class VectorStoreAdmin(_FileCountsAdmin, ReadOnlyMixin, TenantAdmin):
     list_display = ["public_id", "name", "project", "files_total", "files_completed", "files_in_progress",
                     "files_failed", "files_cancelled", "created_at", "last_active_at", "expired_at"]
     list_filter = ["project", ("expired_at", admin.EmptyFieldListFilter), "created_at"]
@@ -55,9 +86,7 @@ class VectorStoreAdmin(ReadOnlyMixin, TenantAdmin):
     fields = ("public_id", "name", "description", "project", "created_at", "counts", "usage", "failed_files", "batches",
               "metadata_json", "expires_after_days", "expires_at", "last_active_at", "expired_at")
     readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(**_file_counts()).order_by("-pk")
+    files_filter = "vector_store__id__exact"
 
     @admin.display(description="files", ordering="n_total")
     def files_total(self, obj: CountedStore) -> str:
@@ -67,24 +96,9 @@ class VectorStoreAdmin(ReadOnlyMixin, TenantAdmin):
     def files_completed(self, obj: CountedStore) -> int:
         return obj.n_completed
 
-    @admin.display(description="in progress", ordering="n_in_progress")
-    def files_in_progress(self, obj: CountedStore) -> int:
-        return obj.n_in_progress
-
-    @admin.display(description="failed", ordering="n_failed")
-    def files_failed(self, obj: CountedStore) -> str:
-        if not obj.n_failed:
-            return "0"
-        return format_html('<a class="ops-error" href="{}">{}</a>',
-                           _files_url(vector_store__id__exact=obj.pk, status__exact=Status.FAILED), obj.n_failed)
-
     @admin.display(description="cancelled", ordering="n_cancelled")
     def files_cancelled(self, obj: CountedStore) -> int:
         return obj.n_cancelled
-
-    @admin.display(description="file counts")
-    def counts(self, obj: CountedStore) -> str:
-        return ", ".join(f"{getattr(obj, f'n_{s}')} {s}" for s in Status.values) + f" ({obj.n_total} in all)"
 
     @admin.display(description="usage")
     def usage(self, obj: VectorStore) -> str:
@@ -147,8 +161,7 @@ class VectorStoreFileAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description="vector store", ordering="vector_store")
     def store(self, obj: VectorStoreFile) -> str:
-        return format_html('<a href="{}">{}</a>', reverse("admin:retrieval_vectorstore_change",
-                                                          args=[obj.vector_store_id]), obj.vector_store.public_id)
+        return _store_link(obj)
 
     @admin.display(description="last error")
     def error(self, obj: VectorStoreFile) -> str:
@@ -190,7 +203,7 @@ class VectorStoreFileAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(FileBatch)
-class FileBatchAdmin(ReadOnlyMixin, TenantAdmin):
+class FileBatchAdmin(_FileCountsAdmin, ReadOnlyMixin, TenantAdmin):
     list_display = ["public_id", "store", "project", "files_total", "files_failed", "files_in_progress",
                     "created_at", "cancelled_at"]
     list_filter = ["project", "created_at"]
@@ -198,30 +211,12 @@ class FileBatchAdmin(ReadOnlyMixin, TenantAdmin):
     list_select_related = ["project", "vector_store"]
     fields = ("public_id", "store", "project", "created_at", "cancelled_at", "counts")
     readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(**_file_counts()).order_by("-pk")
+    files_filter = "batch__id__exact"
 
     @admin.display(description="vector store")
     def store(self, obj: FileBatch) -> str:
-        return format_html('<a href="{}">{}</a>', reverse("admin:retrieval_vectorstore_change",
-                                                          args=[obj.vector_store_id]), obj.vector_store.public_id)
+        return _store_link(obj)
 
     @admin.display(description="files", ordering="n_total")
     def files_total(self, obj: CountedBatch) -> int:
         return obj.n_total
-
-    @admin.display(description="failed", ordering="n_failed")
-    def files_failed(self, obj: CountedBatch) -> str:
-        if not obj.n_failed:
-            return "0"
-        return format_html('<a class="ops-error" href="{}">{}</a>',
-                           _files_url(batch__id__exact=obj.pk, status__exact=Status.FAILED), obj.n_failed)
-
-    @admin.display(description="in progress", ordering="n_in_progress")
-    def files_in_progress(self, obj: CountedBatch) -> int:
-        return obj.n_in_progress
-
-    @admin.display(description="file counts")
-    def counts(self, obj: CountedBatch) -> str:
-        return ", ".join(f"{getattr(obj, f'n_{s}')} {s}" for s in Status.values) + f" ({obj.n_total} in all)"

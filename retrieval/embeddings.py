@@ -86,7 +86,7 @@ def embed(texts: Sequence[str], *, config: EmbeddingConfig, token_counts: Sequen
                 **extra, "model": config.model, "input": list(texts[start:end]), "encoding_format": "base64",
                 "drop_params": True, "num_retries": 0, "max_retries": 0, "timeout": settings.LLM_TIMEOUT_SECONDS})
         except Exception as exc:  # every provider failure means "no vectors"
-            message = provider_credentials.scrub(providers.scrub(str(exc)))
+            message = providers.scrub(str(exc))
             raise EmbeddingError(f"{type(exc).__name__}: {message[:300]}") from exc
         data = sorted(response.data, key=lambda item: _get(item, "index"))
         if len(data) != end - start:

@@ -8,49 +8,32 @@ to a new attempt (or fails it); the stuck attempt, if it ever finishes, has lost
 from __future__ import annotations
 
 import contextlib
-import logging
-import threading
 import time
+from collections.abc import Sequence
+from typing import cast
 
-from django.db import connections
 from django.utils import timezone
 
-logger = logging.getLogger(__name__)
-
-INTERVAL_SECONDS = 2.0
-_active: dict[str, float] = {}  # claim token → monotonic deadline
-_lock = threading.Lock()
-_thread: threading.Thread | None = None
+from assistants_project.heartbeat import Beater
 
 
-def _beat() -> None:
+def _working() -> list[str]:
+    """The claim tokens of the ingestions within their deadline."""
+    now = time.monotonic()
+    return [cast(str, token) for token, deadline in _beater.entries() if now < deadline]
+
+
+def _stamp(tokens: Sequence[str]) -> None:
     from retrieval.models import VectorStoreFile
 
-    while True:
-        now = time.monotonic()
-        with _lock:
-            tokens = [token for token, deadline in _active.items() if now < deadline]
-        if tokens:
-            try:
-                VectorStoreFile.objects.filter(claimed_by__in=tokens).update(heartbeat_at=timezone.now())
-            except Exception:
-                logger.exception("ingestion heartbeat failed")
-            finally:
-                connections.close_all()  # this thread's own connection: hold none between beats
-        threading.Event().wait(INTERVAL_SECONDS)
+    VectorStoreFile.objects.filter(claimed_by__in=tokens).update(heartbeat_at=timezone.now())
+
+
+_beater: Beater[float] = Beater("ingestion-heartbeat", due=_working, stamp=_stamp)  # claim token → deadline
 
 
 @contextlib.contextmanager
 def beating(token: str, *, timeout: float):
     """Beat the file claimed with ``token`` for at most ``timeout`` seconds while the block runs."""
-    global _thread
-    with _lock:
-        _active[token] = time.monotonic() + timeout
-        if _thread is None or not _thread.is_alive():
-            _thread = threading.Thread(target=_beat, name="ingestion-heartbeat", daemon=True)
-            _thread.start()
-    try:
+    with _beater.beating(time.monotonic() + timeout, key=token):
         yield
-    finally:
-        with _lock:
-            _active.pop(token, None)

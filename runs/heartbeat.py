@@ -13,21 +13,16 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
 from django.conf import settings
-from django.db import connections
 from django.utils import timezone
+
+from assistants_project.heartbeat import Beater
 
 logger = logging.getLogger(__name__)
 
-INTERVAL_SECONDS = 2.0
-# One entry per executing attempt (a recovered run may have a stuck old attempt in this process too):
-# token → [run pk, monotonic time of its last progress]
-_active: dict[object, list] = {}
-_lock = threading.Lock()
-_thread: threading.Thread | None = None
 _current = threading.local()  # the entry of the attempt the calling thread executes
-_reported: set[object] = set()
 
 
 def progress_bound() -> float:
@@ -47,47 +42,33 @@ def progress() -> None:
 
 def _progressing() -> list[int]:
     now, bound = time.monotonic(), progress_bound()
-    with _lock:
-        entries = list(_active.items())
     ids = set()
-    for token, (pk, at) in entries:
+    for _, entry in _beater.entries():
+        pk, at, reported = entry
         if now - at <= bound:
             ids.add(pk)
-        elif token not in _reported:
-            _reported.add(token)
+        elif not reported:
+            entry[2] = True
             logger.error("run %s made no progress for %.0fs; no longer heartbeating it", pk, bound)
     return sorted(ids)
 
 
-def _beat() -> None:
+def _stamp(ids: Sequence[int]) -> None:
     from runs.models import Run
 
-    while True:
-        ids = _progressing()
-        if ids:
-            try:
-                Run.objects.filter(pk__in=ids).update(heartbeat_at=timezone.now())
-            except Exception:
-                logger.exception("heartbeat failed")
-            finally:
-                connections.close_all()  # this thread's own connection: hold none between beats
-        threading.Event().wait(INTERVAL_SECONDS)
+    Run.objects.filter(pk__in=ids).update(heartbeat_at=timezone.now())
+
+
+# One entry per executing attempt (a recovered run may have a stuck old attempt in this process too):
+# [run pk, monotonic time of its last progress, whether its lack of progress was logged]
+_beater: Beater[list] = Beater("run-heartbeat", due=_progressing, stamp=_stamp)
 
 
 @contextlib.contextmanager
 def beating(run_pk: int):
-    global _thread
-    token, entry = object(), [run_pk, time.monotonic()]
-    with _lock:
-        _active[token] = entry
-        if _thread is None or not _thread.is_alive():
-            _thread = threading.Thread(target=_beat, name="run-heartbeat", daemon=True)
-            _thread.start()
-    _current.entry = entry
-    try:
-        yield
-    finally:
-        _current.entry = None
-        with _lock:
-            _active.pop(token, None)
-            _reported.discard(token)
+    with _beater.beating([run_pk, time.monotonic(), False]) as entry:
+        _current.entry = entry
+        try:
+            yield
+        finally:
+            _current.entry = None

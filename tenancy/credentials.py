@@ -164,17 +164,22 @@ def embedding_params(model: str) -> dict:
     return {**_stored(model, {}), **current_request().embedding_kwargs()}
 
 
-def scrub(message: str) -> str:
-    """``message`` with the secret values of the current scope masked (providers may echo a refused key)."""
+def scope_secrets() -> list[str]:
+    """The secret values of the current scope (providers may echo a refused key): ``providers.scrub`` masks them."""
     current = _scope.get()
     if current is None:
-        return message
+        return []
     values = [*current.request.secrets()]
     for params in current.stored.values():
         values += secret_values(params)
-    for value in values:
-        message = message.replace(value, "****")
-    return message
+    return values
+
+
+def scrub(message: str) -> str:
+    """``assistants_project.providers.scrub``, which covers the scope too (kept for runs/llm.py's calls)."""
+    from assistants_project.providers import scrub
+
+    return scrub(message)
 
 
 def enter(*, project_id: int, request: RequestCredentials) -> None:

@@ -93,8 +93,8 @@ def test_the_heartbeat_stamps_a_working_file_until_its_deadline(project, make_fi
 
     from retrieval import heartbeat
 
-    monkeypatch.setattr(heartbeat, "INTERVAL_SECONDS", 0.05)
-    monkeypatch.setattr(heartbeat, "_thread", None)  # a thread of its own, connected in this (committing) test
+    monkeypatch.setattr(heartbeat._beater, "interval", 0.05)
+    monkeypatch.setattr(heartbeat._beater, "_thread", None)  # a thread of its own, connected in this (committing) test
     _, [vsf] = attach(project, make_file(project, "a.txt", "x"))
     vector_store_file_claim(vsf_id=vsf.pk, token="beating")
     go_silent(vsf)

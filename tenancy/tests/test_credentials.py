@@ -10,6 +10,7 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.urls import reverse
 
+from assistants_project import providers
 from gateway.credentials import RequestCredentials
 from tenancy import credentials
 from tenancy.models import ProviderCredential
@@ -43,8 +44,18 @@ def test_precedence_request_then_project_then_alias(project):
     with credentials.scope(project_id=project.pk, sealed=sealed):
         assert credentials.llm_params("gpt-4o-mini", alias) == {"api_key": "sk-request-1234",
                                                                 "organization": "org-r", "temperature": 0.2}
-        assert credentials.scrub(f"bad key sk-request-1234 and {KEY}") == "bad key **** and ****"
+        assert providers.scrub(f"bad key sk-request-1234 and {KEY}") == "bad key [redacted] and [redacted]"
     assert credentials.current_request() is credentials.NONE  # the scope is closed
+
+
+def test_one_scrub_masks_server_keys_key_shapes_and_the_scopes_header_credentials(monkeypatch):
+    monkeypatch.setenv("MYPROVIDER_API_KEY", "server-env-value-123")
+    text = "refused server-env-value-123, sk-proj-shapedKey987 and header-given-value-456; status 401"
+    request = RequestCredentials(api_key="header-given-value-456")
+    with credentials.scope(project_id=None, request=request):
+        scrubbed = providers.scrub(text)
+    assert scrubbed == "refused [redacted], sk-[redacted] and [redacted]; status 401"
+    assert "header-given-value-456" in providers.scrub(text)  # outside the scope: not a known secret
 
 
 def test_command_sets_lists_without_values_and_deletes(project, monkeypatch):
