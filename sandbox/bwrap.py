@@ -275,18 +275,41 @@ class BwrapSession(SessionBase):
             raise
 
     def _wait_ready(self) -> None:
+        """Until the kernel answers on shell *and* iopub. The iopub subscription travels on its own connection
+        (ZeroMQ's "slow joiner"): a kernel_info reply on shell does not mean the kernel's publisher knows of us yet,
+        and a call sent before it does would lose its output and idle status and wait out the wall limit. Any
+        message published after the subscription (ipykernel's iopub_welcome, the status of a kernel_info)
+        proves it; kernel_info is asked again until one comes."""
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         client = self.client
         assert client is not None, "_start sets the client before it waits"
+        shell_ok = iopub_ok = False
         while time.monotonic() < deadline and self.alive():
-            msg_id = client.kernel_info()
-            try:
-                while True:
-                    if client.get_shell_msg(timeout=0.5)["parent_header"].get("msg_id") == msg_id:
-                        return
-            except queue.Empty:
-                continue
+            client.kernel_info()
+            wait_until = time.monotonic() + 0.5
+            while not (shell_ok and iopub_ok) and (left := wait_until - time.monotonic()) > 0:
+                if not shell_ok:  # only kernel_info is asked on this client yet: any reply is one
+                    with contextlib.suppress(queue.Empty):
+                        client.get_shell_msg(timeout=left if iopub_ok else 0.05)
+                        shell_ok = True
+                if not iopub_ok:
+                    with contextlib.suppress(queue.Empty):
+                        client.get_iopub_msg(timeout=0.05)
+                        iopub_ok = True
+            if shell_ok and iopub_ok:
+                self._drain()
+                return
         raise SandboxUnavailable(f"the sandbox kernel did not start: {self._kernel_log()}")
+
+    def _drain(self) -> None:
+        """Drop what the channels hold (replies and statuses of kernel_info asked more than once): every call
+        matches its own messages by request id anyway."""
+        client = self.client
+        assert client is not None, "a live session has its client"
+        for get in (client.get_shell_msg, client.get_iopub_msg):
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    get(timeout=0)
 
     def _kernel_log(self) -> str:
         self._stderr.seek(0)
@@ -362,6 +385,7 @@ class BwrapSession(SessionBase):
             if reason:
                 break
         if reason == "cancelled" and self._interrupt(msg_id):
+            self._shell_reply(msg_id, timeout=5)
             return self._finish(Execution(logs=out.text(), images=out.images, error="cancelled"), before)
         if reason:
             self.restart()
@@ -372,11 +396,7 @@ class BwrapSession(SessionBase):
                     "died": "The Python process died"}[reason]
             out.add(f"\n{note}; the session was restarted and its variables and files are gone.\n")
             return self._finish(Execution(logs=out.text(), images=out.images, error=reason, restarted=True), before)
-        # drain the shell reply so the next call's reply is not mistaken for it
-        try:
-            client.get_shell_msg(timeout=5)
-        except queue.Empty:
-            pass
+        self._shell_reply(msg_id, timeout=5)
         return self._finish(Execution(logs=out.text(), images=out.images, error=status), before)
 
     def _over_limit(self, started: float, cpu_start: float, should_cancel) -> str | None:
@@ -394,7 +414,8 @@ class BwrapSession(SessionBase):
         return None
 
     def _interrupt(self, msg_id: str) -> bool:
-        """SIGINT to the kernel (KeyboardInterrupt in the user's code); True if it went idle and state is kept."""
+        """SIGINT to the kernel (KeyboardInterrupt in the user's code); True if it went idle and state is kept
+        (else the caller restarts the session)."""
         kernel = self._kernel_pid()
         if kernel is None:
             return False
@@ -412,13 +433,21 @@ class BwrapSession(SessionBase):
                 break
             if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
                     and msg["content"]["execution_state"] == "idle"):
-                try:
-                    client.get_shell_msg(timeout=1)
-                except queue.Empty:
-                    pass
                 return True
-        self.restart()
         return False
+
+    def _shell_reply(self, msg_id: str, *, timeout: float) -> None:
+        """Read the shell channel up to this call's reply: an earlier call's late reply is dropped on the way, and
+        none is left behind to be taken for a later call's."""
+        client = self.client
+        assert client is not None, "a live session has its client"
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if client.get_shell_msg(timeout=left)["parent_header"].get("msg_id") == msg_id:
+                    return
+            except queue.Empty:
+                return
 
     def _finish(self, result: Execution, before: dict[str, FileInfo] | None = None) -> Execution:
         if before is not None and not result.restarted:

@@ -12,7 +12,8 @@ from tenancy.models import TenantModel
 
 class Container(TenantModel):
     """One sandbox session of a thread. A new session (after idle expiry, a restart, another worker) is a new record;
-    the old one is ``expired``. ``files`` lists the working directory after the last call."""
+    the old one is ``expired``: a thread has at most one ``running`` record. ``files`` lists the working directory
+    after the last call."""
 
     class Status(models.TextChoices):
         RUNNING = "running"
@@ -29,6 +30,9 @@ class Container(TenantModel):
 
     class Meta:
         indexes = [models.Index(fields=["status", "last_active_at"])]
+        constraints = [  # one live session, so one running record, per thread (services._container_create)
+            models.UniqueConstraint(fields=["project", "thread_id"], condition=models.Q(status="running"),
+                                    name="sandbox_container_one_running_per_thread")]
 
     def save(self, *args, **kwargs):
         if not self.public_id:

@@ -10,6 +10,7 @@ fresh one with the thread's files; ``Execution.state_lost`` then tells the calle
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import socket
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -74,6 +75,7 @@ class SessionManager:
         self.idle_seconds, self.max_sessions = idle_seconds, max_sessions
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._live: dict[str, _Live] = {}
+        self._starting: dict[str, tuple[threading.Lock, list[int]]] = {}  # thread id -> its start lock, users
         self._lock = threading.Lock()
         self._reaper: threading.Thread | None = None
         self._closed = threading.Event()
@@ -82,15 +84,18 @@ class SessionManager:
     def execute(self, *, project, thread_id: str, code: str, files: ThreadFiles | None = None,
                 on_output: OnOutput | None = None, should_cancel: ShouldCancel | None = None) -> Execution:
         """Run ``code`` in the thread's session (started, with ``files()`` in /mnt/data, when there is none)."""
-        live, state_lost = self._session(project, thread_id, files)
-        with live.lock:
-            result = live.session.execute(code, on_output=on_output, should_cancel=should_cancel)
-            if result.restarted:
-                self._container_replace(live, project, thread_id, files)
-            live.last_used = time.monotonic()
-            self._container_touch(live)
-        result.state_lost = state_lost
-        return result
+        while True:
+            live, state_lost = self._session(project, thread_id, files)
+            with live.lock:
+                if not self._holds(thread_id, live):
+                    continue  # stopped (idle, room, leftovers) between being found and being locked: find again
+                result = live.session.execute(code, on_output=on_output, should_cancel=should_cancel)
+                if result.restarted:
+                    self._container_replace(live, project, thread_id, files)
+                live.last_used = time.monotonic()
+                self._container_touch(live)
+            result.state_lost = state_lost
+            return result
 
     def cancel(self, thread_id: str) -> None:
         """From any thread: stop the thread's call in flight (the call returns error="cancelled")."""
@@ -99,9 +104,13 @@ class SessionManager:
             live.session.cancel()
 
     def file_put(self, *, project, thread_id: str, path: str, data: bytes, files: ThreadFiles | None = None) -> None:
-        live, _ = self._session(project, thread_id, files)
-        with live.lock:
-            live.session.upload(_relative(path), data)
+        while True:
+            live, _ = self._session(project, thread_id, files)
+            with live.lock:
+                if not self._holds(thread_id, live):
+                    continue
+                live.session.upload(_relative(path), data)
+                return
 
     def file_get(self, *, thread_id: str, path: str, max_bytes: int | None = None) -> bytes:
         """A file of the thread's live session (``path`` relative to /mnt/data or absolute under it)."""
@@ -169,30 +178,52 @@ class SessionManager:
         return len(idle)
 
     # --- internals ----------------------------------------------------------------------------------------------
+    def _holds(self, thread_id: str, live: _Live) -> bool:
+        with self._lock:
+            return self._live.get(thread_id) is live
+
     def _session(self, project, thread_id: str, files: ThreadFiles | None) -> tuple[_Live, bool]:
-        with self._lock:
-            live = self._live.get(thread_id)
-            if live is not None and live.session.alive():
-                live.last_used = time.monotonic()
-                return live, False
-        # Start outside the manager lock (about a second); a racing second start for the same thread is stopped.
-        self._make_room()
-        had_one = Container.objects.filter(project=project, thread_id=thread_id).exists()
-        session = self._start(files)
-        container = self._container_create(project, thread_id)
-        fresh = _Live(session, container.pk, time.monotonic())
-        loser: _Live | None
-        with self._lock:
-            current = self._live.get(thread_id)
-            if current is not None and current.session.alive():
-                loser, winner = fresh, current
-            else:
-                loser, winner = current, fresh
+        """The thread's live session, else a new one (a spare or a fresh start) with one new Container record.
+        Starts for one thread are serialized: a second first call waits for the first's session and shares it,
+        where both used to start one (and record two containers, the loser's expired)."""
+        with self._start_lock(thread_id):
+            with self._lock:
+                live = self._live.get(thread_id)
+                # a call in flight holds the lock and may be restarting its session (not alive meanwhile): still ours
+                if live is not None and (live.session.alive() or live.lock.locked()):
+                    live.last_used = time.monotonic()
+                    return live, False
+            # Start outside the manager lock (about a second): other threads' calls go on meanwhile.
+            self._make_room()
+            had_one = Container.objects.filter(project=project, thread_id=thread_id).exists()
+            session = self._start(files)
+            try:
+                container = self._container_create(project, thread_id)
+            except BaseException:
+                session.stop()
+                raise
+            fresh = _Live(session, container.pk, time.monotonic())
+            with self._lock:
+                dead = self._live.get(thread_id)
                 self._live[thread_id] = fresh
-        if loser is not None:
-            self._retire(loser)
+            if dead is not None:
+                self._retire(dead, record=False)  # its record was expired by _container_create
         self._ensure_reaper()
-        return winner, had_one and winner is fresh
+        return fresh, had_one
+
+    @contextlib.contextmanager
+    def _start_lock(self, thread_id: str):
+        with self._lock:
+            lock, users = self._starting.setdefault(thread_id, (threading.Lock(), [0]))
+            users[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                users[0] -= 1
+                if not users[0]:
+                    del self._starting[thread_id]
 
     def _start(self, files: ThreadFiles | None) -> Session:
         session = self._spare_take()
@@ -263,12 +294,22 @@ class SessionManager:
             Container.objects.filter(pk=live.container_id).update(status=Container.Status.EXPIRED)
 
     def _container_create(self, project, thread_id: str) -> Container:
-        Container.objects.filter(project=project, thread_id=thread_id, status=Container.Status.RUNNING).update(
-            status=Container.Status.EXPIRED)
-        return Container.objects.create(
-            project=project, thread_id=thread_id, last_active_at=timezone.now(),
-            expires_after_minutes=max(1, round(self.idle_seconds / 60)), memory_limit=_memory_limit(self.limits),
-            worker=self.worker)
+        """The thread's one running record: any other running one (an earlier session here or on another worker)
+        is expired in the same transaction. A unique constraint holds it across workers: of two racing inserts the
+        second fails and tries again, expiring the first's."""
+        for attempt in range(5):
+            try:
+                with transaction.atomic():
+                    Container.objects.filter(project=project, thread_id=thread_id,
+                                             status=Container.Status.RUNNING).update(status=Container.Status.EXPIRED)
+                    return Container.objects.create(
+                        project=project, thread_id=thread_id, last_active_at=timezone.now(),
+                        expires_after_minutes=max(1, round(self.idle_seconds / 60)),
+                        memory_limit=_memory_limit(self.limits), worker=self.worker)
+            except IntegrityError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
 
     def _container_replace(self, live: _Live, project, thread_id: str, files: ThreadFiles | None) -> None:
         """After a kill the session restarted empty: it is a new container, with the thread's files again."""

@@ -48,8 +48,10 @@ def e2e_env(fake_base_url: str, **extra: str) -> dict[str, str]:
         RUN_SWEEP_INTERVAL_SECONDS="2",
         RUN_HEARTBEAT_TIMEOUT_SECONDS="6",
         WORKER_CONCURRENCY="8",
-        CODE_INTERPRETER_WALL_SECONDS="20",  # a runaway call in a test is killed sooner than the default 30 s
-        CODE_INTERPRETER_CPU_SECONDS="20",
+        # a runaway call in a test is killed sooner than the default 30 s; the wall limit leaves a loaded 2-core machine
+        # room for the slowest legitimate call (importing matplotlib and drawing: ~1.4 CPU s, ~4.5 s wall at load 11)
+        CODE_INTERPRETER_WALL_SECONDS="15",
+        CODE_INTERPRETER_CPU_SECONDS="5",
         MODEL_ALIASES_FILE=str(E2E_DATA_DIR / "models.yaml"),
         LLM_NUM_RETRIES="1",
         LLM_RETRY_BACKOFF_SECONDS="0.1",

@@ -12,7 +12,7 @@ from openai import AssistantEventHandler
 
 from tests.live import E2E_API_KEY, E2E_DATA_DIR, ROOT, e2e_db
 
-pytestmark = [pytest.mark.e2e, pytest.mark.sandbox, pytest.mark.flaky(reruns=2)]  # see sandbox/tests/test_sessions.py
+pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 
 BIG = str(2**100)
 
