@@ -253,7 +253,36 @@ def _provider_finished(stream, seen: str | None) -> bool:
     return seen is not None
 
 
+def _openai_chunks(stream):
+    """The OpenAI SDK's own chunk stream under LiteLLM's wrapper, where LiteLLM reached the provider through that
+    SDK (OpenAI, Azure and the OpenAI-compatible providers it routes the same way); None for any other provider.
+
+    Those chunks are already in the shape ``_normalize`` reads. Read through the wrapper, each is rebuilt into a
+    new response object, and the stream's end rebuilds the whole response, computes its cost and deep-copies it
+    twice for logging callbacks we do not register: the larger part of a short run's worker CPU. Any other
+    provider's chunks go through the wrapper, which translates them."""
+    import openai
+
+    inner = getattr(stream, "completion_stream", None)
+    return inner if isinstance(inner, openai.Stream) else None
+
+
+def _provider_error(stream, exc: Exception) -> Exception:
+    """A failure while reading the provider SDK's stream directly, mapped as LiteLLM's wrapper maps it."""
+    handle = getattr(stream, "_handle_stream_fallback_error", None)
+    if callable(handle):
+        try:
+            handle(exc)
+        except Exception as mapped:
+            return mapped
+    return exc
+
+
 def _normalize(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
+    direct = _openai_chunks(stream)
+    if direct is not None:
+        yield from _normalize_openai(stream, direct)
+        return
     finish_reason, usage = None, {}
     try:
         for chunk in stream:
@@ -284,6 +313,49 @@ def _normalize(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
     finally:
         close_stream(stream)
     yield Finish(reason=finish_reason or "stop", usage=usage)
+
+
+def _normalize_openai(stream, chunks) -> Iterator[TextDelta | ToolCallDelta | Finish]:
+    """``_normalize`` over the OpenAI SDK's chunks (``_openai_chunks``), read as LiteLLM's wrapper reads them:
+    finish reasons mapped to OpenAI's, a finish reason "error" is a provider failure, and so is a stream that
+    ends without any finish reason. Usage is the provider's own, from its last chunk (stream_options)."""
+    from litellm.litellm_core_utils.core_helpers import map_finish_reason
+    finish_reason, usage = None, {}
+    try:
+        try:
+            for chunk in chunks:
+                heartbeat.progress()
+                chunk_usage = chunk.usage
+                if chunk_usage:
+                    usage = {"prompt_tokens": chunk_usage.prompt_tokens or 0,
+                             "completion_tokens": chunk_usage.completion_tokens or 0}
+                for choice in chunk.choices or []:
+                    delta = choice.delta
+                    if delta is not None:
+                        if delta.content:
+                            yield TextDelta(delta.content)
+                        for call in delta.tool_calls or []:
+                            function = call.function
+                            yield ToolCallDelta(index=call.index or 0, id=call.id,
+                                                name=function.name if function else None,
+                                                arguments=(function.arguments or "") if function else "")
+                    if choice.finish_reason:
+                        if choice.finish_reason == "error":  # the wrapper's own words for it
+                            raise Exception(f"{stream.custom_llm_provider} raised a streaming error - "
+                                            "finish_reason: error, no content string given.")
+                        finish_reason = map_finish_reason(choice.finish_reason)
+        except Exception as exc:
+            raise _provider_error(stream, exc) from exc
+        if finish_reason is None:
+            raise ModelError("server_error", "The model provider's response ended before it was complete (the "
+                                             "stream closed without a finish reason).")
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise _classify(exc) from exc
+    finally:
+        close_stream(stream)
+    yield Finish(reason=finish_reason, usage=usage)
 
 
 # --- Responses-backed models (issue 16) ------------------------------------------------------------------------
