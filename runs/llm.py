@@ -254,17 +254,21 @@ def _provider_finished(stream, seen: str | None) -> bool:
 
 
 def _openai_chunks(stream):
-    """The OpenAI SDK's own chunk stream under LiteLLM's wrapper, where LiteLLM reached the provider through that
-    SDK (OpenAI, Azure and the OpenAI-compatible providers it routes the same way); None for any other provider.
+    """The OpenAI SDK's own stream under LiteLLM's wrapper, where LiteLLM reached the provider through that SDK
+    (OpenAI, Azure and the OpenAI-compatible providers it routes the same way); None for any other provider.
 
-    Those chunks are already in the shape ``_normalize`` reads. Read through the wrapper, each is rebuilt into a
-    new response object, and the stream's end rebuilds the whole response, computes its cost and deep-copies it
-    twice for logging callbacks we do not register: the larger part of a short run's worker CPU. Any other
-    provider's chunks go through the wrapper, which translates them."""
+    Its chunks are OpenAI's, which is what ``_normalize`` reads. Read through the wrapper, each chunk is parsed
+    into the SDK's objects, then rebuilt into LiteLLM's, and the stream's end rebuilds the whole response,
+    computes its cost and deep-copies it twice for logging callbacks we do not register: most of a short run's
+    worker CPU. ``_normalize_openai`` reads the SDK's server-sent events as JSON instead. Any other provider's
+    chunks go through the wrapper, which translates them."""
     import openai
 
     inner = getattr(stream, "completion_stream", None)
-    return inner if isinstance(inner, openai.Stream) else None
+    if isinstance(inner, openai.Stream) and callable(getattr(inner, "_iter_events", None)) and hasattr(
+            inner, "response"):
+        return inner
+    return None
 
 
 def _provider_error(stream, exc: Exception) -> Exception:
@@ -315,35 +319,50 @@ def _normalize(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
     yield Finish(reason=finish_reason or "stop", usage=usage)
 
 
-def _normalize_openai(stream, chunks) -> Iterator[TextDelta | ToolCallDelta | Finish]:
-    """``_normalize`` over the OpenAI SDK's chunks (``_openai_chunks``), read as LiteLLM's wrapper reads them:
-    finish reasons mapped to OpenAI's, a finish reason "error" is a provider failure, and so is a stream that
-    ends without any finish reason. Usage is the provider's own, from its last chunk (stream_options)."""
+def _normalize_openai(stream, sdk_stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
+    """``_normalize`` over the OpenAI SDK's server-sent events (``_openai_chunks``), each chunk read as the SDK
+    reads it (``[DONE]`` ends the stream, an ``error`` member is the provider's failure) and as LiteLLM's wrapper
+    then reads it: finish reasons mapped to OpenAI's, a finish reason "error" is a provider failure, and so is a
+    stream that ends without any finish reason. Usage is the provider's own, from its last chunk (stream_options).
+    """
+    import openai
     from litellm.litellm_core_utils.core_helpers import map_finish_reason
+
     finish_reason, usage = None, {}
     try:
         try:
-            for chunk in chunks:
+            for event in sdk_stream._iter_events():
+                if event.data.startswith("[DONE]"):
+                    break
+                chunk = event.json()
+                if not isinstance(chunk, dict):
+                    continue
+                if chunk.get("error"):  # as the SDK raises it
+                    error = chunk["error"]
+                    message = error.get("message") if isinstance(error, dict) else None
+                    raise openai.APIError(message=message if isinstance(message, str) and message else
+                                          "An error occurred during streaming", request=sdk_stream.response.request,
+                                          body=error)
                 heartbeat.progress()
-                chunk_usage = chunk.usage
+                chunk_usage = chunk.get("usage")
                 if chunk_usage:
-                    usage = {"prompt_tokens": chunk_usage.prompt_tokens or 0,
-                             "completion_tokens": chunk_usage.completion_tokens or 0}
-                for choice in chunk.choices or []:
-                    delta = choice.delta
-                    if delta is not None:
-                        if delta.content:
-                            yield TextDelta(delta.content)
-                        for call in delta.tool_calls or []:
-                            function = call.function
-                            yield ToolCallDelta(index=call.index or 0, id=call.id,
-                                                name=function.name if function else None,
-                                                arguments=(function.arguments or "") if function else "")
-                    if choice.finish_reason:
-                        if choice.finish_reason == "error":  # the wrapper's own words for it
+                    usage = {"prompt_tokens": chunk_usage.get("prompt_tokens") or 0,
+                             "completion_tokens": chunk_usage.get("completion_tokens") or 0}
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta")
+                    if delta:
+                        if delta.get("content"):
+                            yield TextDelta(delta["content"])
+                        for call in delta.get("tool_calls") or []:
+                            function = call.get("function") or {}
+                            yield ToolCallDelta(index=call.get("index") or 0, id=call.get("id"),
+                                                name=function.get("name"), arguments=function.get("arguments") or "")
+                    reason = choice.get("finish_reason")
+                    if reason:
+                        if reason == "error":  # the wrapper's own words for it
                             raise Exception(f"{stream.custom_llm_provider} raised a streaming error - "
                                             "finish_reason: error, no content string given.")
-                        finish_reason = map_finish_reason(choice.finish_reason)
+                        finish_reason = map_finish_reason(reason)
         except Exception as exc:
             raise _provider_error(stream, exc) from exc
         if finish_reason is None:
