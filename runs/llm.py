@@ -7,6 +7,7 @@ targets and parameters; runs always echo the name the client sent.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import importlib
 import logging
@@ -214,16 +215,47 @@ def _litellm():
     return providers.configure_litellm()
 
 
+_opening: contextvars.ContextVar[bool] = contextvars.ContextVar("opening_a_run_stream", default=False)
+
+
+@functools.cache
+def _without_open_cost() -> None:
+    """LiteLLM prices a stream the moment it opens (nothing streamed yet: the price is of an empty response) and
+    stamps it, with other metadata nobody here reads, on the stream wrapper: a cost-map lookup and a response
+    rebuild per call. For the streams this module opens, only the timing is kept, as LiteLLM itself does for a
+    result that cannot carry that metadata. Other callers (the gateway) are left as they are."""
+    import litellm.utils as litellm_utils
+    from litellm.litellm_core_utils.llm_response_utils import response_metadata
+
+    original = getattr(litellm_utils, "update_response_metadata", None)
+    timing = getattr(response_metadata, "response_timing_metrics", None)
+    if original is None or timing is None:
+        return
+
+    @functools.wraps(original)
+    def update_response_metadata(result, logging_obj, model, kwargs, start_time, end_time, include_overhead=True):
+        if not _opening.get() or not hasattr(logging_obj, "set_response_timing_metrics"):
+            return original(result, logging_obj, model, kwargs, start_time, end_time, include_overhead)
+        logging_obj.set_response_timing_metrics(timing(start_time, end_time, logging_obj, include_overhead))
+        return None
+
+    litellm_utils.update_response_metadata = update_response_metadata
+
+
 def _open_stream(kwargs: dict):
     litellm = _litellm()
+    _without_open_cost()
 
     def call():
+        opening = _opening.set(True)
         try:
             # _skip_mcp_handler: LiteLLM < 1.108.4 imports the optional `mcp` package whenever tools are
             # passed; 1.108.4+ needs a certifi newer than the registry mirror has. Accepted by 1.106–1.109.
             return litellm.completion(**kwargs, drop_params=True, _skip_mcp_handler=True)
         except Exception as exc:
             raise _classify(exc) from exc
+        finally:
+            _opening.reset(opening)
 
     policy = providers.retrying(lambda exc: isinstance(exc, ModelError) and exc.transient, before=heartbeat.progress,
                                 on_retry=lambda: metrics.model_retry(kwargs["model"]))
