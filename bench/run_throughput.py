@@ -214,6 +214,7 @@ def profile(stack_pid: int, out_dir: str, seconds: float) -> list[subprocess.Pop
         if role in ("web", "worker") and procs:
             spies.append(subprocess.Popen(
                 [str(spy), "record", "-p", str(procs[0].pid), "-f", "raw", "-r", "200", "-d", str(int(seconds)),
+                 *os.environ.get("PYSPY_FLAGS", "").split(),
                  "-o", str(Path(out_dir) / f"{role}.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return spies
 

@@ -7,6 +7,7 @@ targets and parameters; runs always echo the name the client sent.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import importlib
 import logging
@@ -214,16 +215,47 @@ def _litellm():
     return providers.configure_litellm()
 
 
+_opening: contextvars.ContextVar[bool] = contextvars.ContextVar("opening_a_run_stream", default=False)
+
+
+@functools.cache
+def _without_open_cost() -> None:
+    """LiteLLM prices a stream the moment it opens (nothing streamed yet: the price is of an empty response) and
+    stamps it, with other metadata nobody here reads, on the stream wrapper: a cost-map lookup and a response
+    rebuild per call. For the streams this module opens, only the timing is kept, as LiteLLM itself does for a
+    result that cannot carry that metadata. Other callers (the gateway) are left as they are."""
+    import litellm.utils as litellm_utils
+    from litellm.litellm_core_utils.llm_response_utils import response_metadata
+
+    original = getattr(litellm_utils, "update_response_metadata", None)
+    timing = getattr(response_metadata, "response_timing_metrics", None)
+    if original is None or timing is None:
+        return
+
+    @functools.wraps(original)
+    def update_response_metadata(result, logging_obj, model, kwargs, start_time, end_time, include_overhead=True):
+        if not _opening.get() or not hasattr(logging_obj, "set_response_timing_metrics"):
+            return original(result, logging_obj, model, kwargs, start_time, end_time, include_overhead)
+        logging_obj.set_response_timing_metrics(timing(start_time, end_time, logging_obj, include_overhead))
+        return None
+
+    litellm_utils.update_response_metadata = update_response_metadata
+
+
 def _open_stream(kwargs: dict):
     litellm = _litellm()
+    _without_open_cost()
 
     def call():
+        opening = _opening.set(True)
         try:
             # _skip_mcp_handler: LiteLLM < 1.108.4 imports the optional `mcp` package whenever tools are
             # passed; 1.108.4+ needs a certifi newer than the registry mirror has. Accepted by 1.106–1.109.
             return litellm.completion(**kwargs, drop_params=True, _skip_mcp_handler=True)
         except Exception as exc:
             raise _classify(exc) from exc
+        finally:
+            _opening.reset(opening)
 
     policy = providers.retrying(lambda exc: isinstance(exc, ModelError) and exc.transient, before=heartbeat.progress,
                                 on_retry=lambda: metrics.model_retry(kwargs["model"]))
@@ -253,7 +285,40 @@ def _provider_finished(stream, seen: str | None) -> bool:
     return seen is not None
 
 
+def _openai_chunks(stream):
+    """The OpenAI SDK's own stream under LiteLLM's wrapper, where LiteLLM reached the provider through that SDK
+    (OpenAI, Azure and the OpenAI-compatible providers it routes the same way); None for any other provider.
+
+    Its chunks are OpenAI's, which is what ``_normalize`` reads. Read through the wrapper, each chunk is parsed
+    into the SDK's objects, then rebuilt into LiteLLM's, and the stream's end rebuilds the whole response,
+    computes its cost and deep-copies it twice for logging callbacks we do not register: most of a short run's
+    worker CPU. ``_normalize_openai`` reads the SDK's server-sent events as JSON instead. Any other provider's
+    chunks go through the wrapper, which translates them."""
+    import openai
+
+    inner = getattr(stream, "completion_stream", None)
+    if isinstance(inner, openai.Stream) and callable(getattr(inner, "_iter_events", None)) and hasattr(
+            inner, "response"):
+        return inner
+    return None
+
+
+def _provider_error(stream, exc: Exception) -> Exception:
+    """A failure while reading the provider SDK's stream directly, mapped as LiteLLM's wrapper maps it."""
+    handle = getattr(stream, "_handle_stream_fallback_error", None)
+    if callable(handle):
+        try:
+            handle(exc)
+        except Exception as mapped:
+            return mapped
+    return exc
+
+
 def _normalize(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
+    direct = _openai_chunks(stream)
+    if direct is not None:
+        yield from _normalize_openai(stream, direct)
+        return
     finish_reason, usage = None, {}
     try:
         for chunk in stream:
@@ -284,6 +349,64 @@ def _normalize(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
     finally:
         close_stream(stream)
     yield Finish(reason=finish_reason or "stop", usage=usage)
+
+
+def _normalize_openai(stream, sdk_stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
+    """``_normalize`` over the OpenAI SDK's server-sent events (``_openai_chunks``), each chunk read as the SDK
+    reads it (``[DONE]`` ends the stream, an ``error`` member is the provider's failure) and as LiteLLM's wrapper
+    then reads it: finish reasons mapped to OpenAI's, a finish reason "error" is a provider failure, and so is a
+    stream that ends without any finish reason. Usage is the provider's own, from its last chunk (stream_options).
+    """
+    import openai
+    from litellm.litellm_core_utils.core_helpers import map_finish_reason
+
+    finish_reason, usage = None, {}
+    try:
+        try:
+            for event in sdk_stream._iter_events():
+                if event.data.startswith("[DONE]"):
+                    break
+                chunk = event.json()
+                if not isinstance(chunk, dict):
+                    continue
+                if chunk.get("error"):  # as the SDK raises it
+                    error = chunk["error"]
+                    message = error.get("message") if isinstance(error, dict) else None
+                    raise openai.APIError(message=message if isinstance(message, str) and message else
+                                          "An error occurred during streaming", request=sdk_stream.response.request,
+                                          body=error)
+                heartbeat.progress()
+                chunk_usage = chunk.get("usage")
+                if chunk_usage:
+                    usage = {"prompt_tokens": chunk_usage.get("prompt_tokens") or 0,
+                             "completion_tokens": chunk_usage.get("completion_tokens") or 0}
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta")
+                    if delta:
+                        if delta.get("content"):
+                            yield TextDelta(delta["content"])
+                        for call in delta.get("tool_calls") or []:
+                            function = call.get("function") or {}
+                            yield ToolCallDelta(index=call.get("index") or 0, id=call.get("id"),
+                                                name=function.get("name"), arguments=function.get("arguments") or "")
+                    reason = choice.get("finish_reason")
+                    if reason:
+                        if reason == "error":  # the wrapper's own words for it
+                            raise Exception(f"{stream.custom_llm_provider} raised a streaming error - "
+                                            "finish_reason: error, no content string given.")
+                        finish_reason = map_finish_reason(reason)
+        except Exception as exc:
+            raise _provider_error(stream, exc) from exc
+        if finish_reason is None:
+            raise ModelError("server_error", "The model provider's response ended before it was complete (the "
+                                             "stream closed without a finish reason).")
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise _classify(exc) from exc
+    finally:
+        close_stream(stream)
+    yield Finish(reason=finish_reason, usage=usage)
 
 
 # --- Responses-backed models (issue 16) ------------------------------------------------------------------------

@@ -40,13 +40,17 @@ async def run_events(run_public_id: str, after: str = "0-0"):
             if not batch:
                 yield KEEP_ALIVE
                 continue
+            # What one read brings goes out in one write (one send, not one per event), with the same bytes
+            frames = []
             for raw_id, fields in batch[0][1]:
                 cursor = raw_id.decode()
                 event = fields[b"event"].decode()
-                yield _frame(cursor, event, fields[b"data"].decode())
+                frames.append(_frame(cursor, event, fields[b"data"].decode()))
                 if event in END_EVENTS:
-                    yield DONE
+                    frames.append(DONE)
+                    yield b"".join(frames)
                     return
+            yield b"".join(frames)
     except Exception:
         logger.exception("event stream of %s broke", run_public_id)
         error = error_body("The event stream was interrupted; the run continues. Poll the run or resume with "

@@ -173,3 +173,30 @@ def test_heartbeat_stops_stamping_a_run_that_made_no_progress(settings):
             heartbeat.progress()  # -2 progresses
             ids = heartbeat._progressing()
             assert -1 not in ids and -2 in ids
+
+
+@pytest.mark.parametrize("fault", [None, "cut"])
+def test_reading_the_provider_sdk_stream_directly_gives_what_litellms_wrapper_gives(fake, monkeypatch, fault):
+    """OpenAI-SDK-backed providers are read without LiteLLM's per-chunk wrapper (llm._openai_chunks); any other
+    provider goes through the wrapper. Both readings give the same deltas, usage and errors."""
+    fake.add_rule("weather", tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}])
+    fake.add_rule("answer", text="one two three four", fault=fault)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+
+    def read() -> list:
+        out = []
+        for text in ("weather", "answer"):
+            try:
+                deltas = llm.stream_chat(model="gpt-4o-mini", messages=[{"role": "user", "content": text}], tools=tools)
+                # call ids are made anew per answer: compare whether there is one
+                out.append([(type(d).__name__, d.index, bool(d.id), d.name, d.arguments)
+                            if isinstance(d, llm.ToolCallDelta) else d for d in deltas])
+            except llm.ModelError as exc:
+                out.append([(exc.code, exc.transient, exc.message)])
+        return out
+
+    direct = read()
+    monkeypatch.setattr(llm, "_openai_chunks", lambda stream: None)
+    assert read() == direct
+    finish = direct[0][-1]
+    assert finish.reason == "tool_calls" and finish.usage["completion_tokens"] > 0
