@@ -133,7 +133,7 @@ def _classify(exc: Exception) -> ModelError:
     import litellm
 
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    message = provider_credentials.scrub(scrub(message.splitlines()[0]))[:500]  # a provider may echo the key
+    message = scrub(message.splitlines()[0])[:500]  # a provider may echo the key
     if providers.is_credential_error(exc):
         return ModelError("server_error", "The model provider rejected the credentials this server is configured "
                                           f"with (check its provider API key): {message}")
@@ -506,7 +506,7 @@ def _normalize_responses(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]
                 return
             elif kind in ("response.failed", "error"):
                 error = field(field(event, "response"), "error") or event
-                raise ModelError("server_error", provider_credentials.scrub(
+                raise ModelError("server_error", scrub(
                     str(field(error, "message") or "The model provider reported a failure."))[:500])
     except ModelError:
         raise

@@ -175,13 +175,6 @@ def scope_secrets() -> list[str]:
     return values
 
 
-def scrub(message: str) -> str:
-    """``assistants_project.providers.scrub``, which covers the scope too (kept for runs/llm.py's calls)."""
-    from assistants_project.providers import scrub
-
-    return scrub(message)
-
-
 def enter(*, project_id: int, request: RequestCredentials) -> None:
     """Fill in the current scope once the request's project is known (the web's scope opens before that)."""
     current = _scope.get()
