@@ -96,9 +96,12 @@ async def _serve(handler, match, scope, receive, send) -> None:
 
 
 async def _send_plain(send, response) -> None:
+    body = response.content
     headers = [(str(k).encode("latin1"), str(v).encode("latin1")) for k, v in response.items()]
+    if not response.has_header("Content-Length"):  # else the server frames it as chunked, which costs the client
+        headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": response.content})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _disconnect(receive) -> None:
