@@ -2,9 +2,9 @@
 added to every record by ``ContextFilter`` (settings.LOGGING), in JSON (``LOG_FORMAT=json``) or as ``key=value``
 after the message (``text``).
 
-The web binds the request id (``RequestContextMiddleware``), the project (authentication) and the run; a Celery task
-published while those are bound carries them in its message headers and its worker binds them again for the task,
-so the worker's lines for a run name the request that created it."""
+The web binds the request id (``request_context.RequestMiddleware``), the project (authentication) and the run; a
+Celery task published while those are bound carries them in its message headers and its worker binds them again for
+the task, so the worker's lines for a run name the request that created it."""
 
 from __future__ import annotations
 

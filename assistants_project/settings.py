@@ -104,9 +104,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "assistants_project.api.request_context.RequestContextMiddleware",  # request id, access log, HTTP metrics
+    # request id, early checks, OpenAI headers, access log, HTTP metrics (the gateway's ASGI path wraps it too)
+    "assistants_project.api.request_context.RequestMiddleware",
     "assistants_project.static.StaticFilesMiddleware",  # WhiteNoise for /static/ (see "Deployment" below)
-    "assistants_project.api.middleware.OpenAIHeadersMiddleware",
     "assistants_project.api.middleware.AdminOnlyMiddleware",  # sessions, CSRF, auth … for the admin only
 ]
 # The admin's middlewares are there, inside AdminOnlyMiddleware, where these checks cannot see them.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -62,7 +63,7 @@ def start_proxy(python: str, fake_url: str, workdir: Path) -> tuple[subprocess.P
                              "--num_workers", "1"], cwd=workdir, env=env, stdout=open(workdir / "proxy.log", "ab"),
                             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 600  # its imports alone take minutes on a loaded machine
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("litellm proxy exited:\n" + (workdir / "proxy.log").read_text()[-3000:])
@@ -73,15 +74,17 @@ def start_proxy(python: str, fake_url: str, workdir: Path) -> tuple[subprocess.P
             pass
         time.sleep(0.5)
     proc.terminate()
-    raise RuntimeError("litellm proxy not ready in 180 s")
+    raise RuntimeError("litellm proxy not ready in 600 s")
 
 
 async def direct_call(fake_url: str, stream: bool) -> float:
     import litellm
 
     started = time.perf_counter()
+    # the call the gateway makes (gateway/provider.py: no retries, the timeout, drop_params)
     response = await litellm.acompletion(model="gpt-4o-mini", messages=PROMPT, api_base=fake_url, api_key="sk-fake",
-                                         stream=stream, num_retries=0, max_retries=0, _skip_mcp_handler=True)
+                                         stream=stream, num_retries=0, max_retries=0, timeout=600,
+                                         drop_params=True, _skip_mcp_handler=True)
     if not stream:
         return time.perf_counter() - started
     elapsed = None
@@ -89,6 +92,79 @@ async def direct_call(fake_url: str, stream: bool) -> float:
         if elapsed is None and chunk.choices and chunk.choices[0].delta.content:
             elapsed = time.perf_counter() - started
     return elapsed
+
+
+class Http1:
+    """A keep-alive HTTP/1.1 client in a few lines, for ours and the proxy alike: its own cost per request is a
+    fraction of httpx's (which the OpenAI SDK uses, `--client httpx`), so what it measures is the server's."""
+
+    def __init__(self, base: str, headers: dict[str, str]) -> None:
+        rest = base.split("//", 1)[1]
+        hostport, self.prefix = rest.split("/", 1)[0], "/" + rest.split("/", 1)[1]
+        self.host, self.port = hostport.rsplit(":", 1)[0], int(hostport.rsplit(":", 1)[1])
+        self.head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": hostport, **headers}.items())
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+
+    async def post(self, path: str, body: dict, on_part=None) -> bytes:
+        """The response body (de-chunked); ``on_part(bytes)`` sees each piece as it arrives."""
+        payload = json.dumps(body).encode()
+        request = (f"POST {self.prefix}{path} HTTP/1.1\r\n{self.head}Content-Type: application/json\r\n"
+                   f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
+        while self.idle:
+            reader, writer, used = self.idle.pop()
+            if time.monotonic() - used < 2:  # well inside the servers' keep-alive (uvicorn: 5 s)
+                break
+            writer.close()
+        else:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        fields = {k.strip().lower(): v.strip() for k, _, v in
+                  (line.partition(b":") for line in head.split(b"\r\n")[1:] if line)}
+        parts = []
+        if fields.get(b"transfer-encoding") == b"chunked":
+            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                part = (await reader.readexactly(size + 2))[:-2]
+                parts.append(part)
+                if on_part:
+                    on_part(part)
+            await reader.readuntil(b"\r\n")
+        else:
+            parts.append(await reader.readexactly(int(fields.get(b"content-length", b"0"))))
+            if on_part:
+                on_part(parts[0])
+        if fields.get(b"connection") == b"close":
+            writer.close()
+        else:
+            self.idle.append((reader, writer, time.monotonic()))
+        data = b"".join(parts)
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}: {data[:200]!r}")
+        return data
+
+
+async def raw_call(http: Http1, stream: bool) -> float:
+    body = {"model": "gpt-4o-mini", "messages": PROMPT}
+    started = time.perf_counter()
+    if not stream:
+        json.loads(await http.post("/chat/completions", body))
+        return time.perf_counter() - started
+    first: list[float] = []
+    buffer = bytearray()
+
+    def on_part(part: bytes) -> None:
+        if first:
+            return
+        buffer.extend(part)
+        for line in bytes(buffer).split(b"\n"):
+            if line.startswith(b"data: {") and b'"content":"' in line and b'"content":""' not in line:
+                first.append(time.perf_counter() - started)
+                return
+
+    data = await http.post("/chat/completions", {**body, "stream": True}, on_part)
+    assert data.rstrip().endswith(b"data: [DONE]"), data[-200:]
+    return first[0]
 
 
 async def http_call(http: httpx.AsyncClient, stream: bool) -> float:
@@ -162,17 +238,22 @@ async def cpu_per_request(targets: dict, pids: dict[str, list[int]], n: int = 10
 
 
 async def run(fake_url: str, base: str, proxy_base: str | None, samples: int, levels: list[int],
-              pids: dict[str, list[int]]) -> tuple[list[tuple], dict[str, float]]:
+              pids: dict[str, list[int]], client: str) -> tuple[list[tuple], dict[str, float]]:
     # keep-alive shorter than uvicorn's 5 s: a connection idle while another target is measured is not reused
     # just as the server closes it (a client-side ReadError, not a server failure)
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=2)
-    ours = httpx.AsyncClient(base_url=base, timeout=60, limits=limits,
-                             headers={"Authorization": f"Bearer {live_mod.E2E_API_KEY}"})
-    targets = {"direct": lambda s: direct_call(fake_url, s), "ours": lambda s: http_call(ours, s)}
+
+    def client_for(url: str, key: str):
+        if client == "httpx":
+            http = httpx.AsyncClient(base_url=url, timeout=60, limits=limits,
+                                     headers={"Authorization": f"Bearer {key}"})
+            return lambda s: http_call(http, s)
+        raw = Http1(url, {"Authorization": f"Bearer {key}"})
+        return lambda s: raw_call(raw, s)
+
+    targets = {"direct": lambda s: direct_call(fake_url, s), "ours": client_for(base, live_mod.E2E_API_KEY)}
     if proxy_base:
-        proxy = httpx.AsyncClient(base_url=proxy_base, timeout=60, limits=limits,
-                                  headers={"Authorization": f"Bearer {PROXY_KEY}"})
-        targets["litellm_proxy"] = lambda s: http_call(proxy, s)
+        targets["litellm_proxy"] = client_for(proxy_base, PROXY_KEY)
     for stream in (False, True):  # warm every path (imports, connections, caches)
         await measure(targets, 1, 10, stream)
     rows = []
@@ -210,6 +291,9 @@ def main() -> None:
     parser.add_argument("--clients", default="1,50", help="comma-separated concurrency levels (default 1,50)")
     parser.add_argument("--proxy-python", default="/tmp/gw-proxy-venv/bin/python",
                         help="a Python with litellm[proxy]; skipped when missing")
+    parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
+                        help="the HTTP client for ours and the proxy: a minimal keep-alive HTTP/1.1 one (default), "
+                             "or httpx (the OpenAI SDK's), whose own cost per request then counts as added latency")
     args = parser.parse_args()
 
     fake, fake_url = start_fake()
@@ -230,7 +314,8 @@ def main() -> None:
         pids = {"ours": [pid for pid in _children(serve.pid) if "uvicorn" in _cmdline(pid)],
                 "litellm_proxy": [proxy.pid] if proxy is not None else []}
         rows, cpu = asyncio.run(run(fake_url, base, proxy_base, args.samples,
-                                    [int(n) for n in args.clients.split(",")], pids))
+                                    [int(n) for n in args.clients.split(",")], pids, args.client))
+        print(f"client: {args.client}")
         print("times in ms; added = target minus the direct LiteLLM call (p50 - p50, p99 - p99)")
         print(f"{'clients':>7} {'mode':<11} {'target':<14} {'n':>5} {'direct_p50':>10} {'direct_p99':>10} "
               f"{'p50':>8} {'p99':>8} {'added_p50':>9} {'added_p99':>9}")

@@ -4,9 +4,9 @@
     .venv/bin/python bench/observability_cost.py --stack 3
 
 Without --stack: the CPU cost of the observability hooks on their own, without the noise of a whole-stack
-benchmark: one API request's share (request id, HTTP metrics, one JSON access line) and one run's share (claim
-binding, model-call timing, the final-status metrics and JSON log line), in microseconds, in multiprocess mode like
-under `serve`.
+benchmark: one API request's share (``RequestMiddleware``: request id, early checks, OpenAI headers, HTTP
+metrics, one JSON access line) and one run's share (claim binding, model-call timing, the final-status metrics and
+JSON log line), in microseconds, in multiprocess mode like under `serve`.
 
 With --stack N: the whole stack before and after in one run, N rounds alternating "off" (METRICS_ENABLED=false,
 text logs at WARNING: no access lines) and "on" (metrics recorded and served, JSON logs at INFO: an access line per
@@ -117,14 +117,17 @@ def main() -> None:
 
     match = SimpleNamespace(route="^v1/threads/(?P<thread_id>[^/.]+)/runs$", kwargs={"thread_id": "thread_abc"})
     request = SimpleNamespace(method="POST", path="/v1/threads/thread_abc/runs", resolver_match=match,
-                              headers={"X-Request-ID": "bench-request-id"})
+                              headers={"X-Request-ID": "bench-request-id"}, content_type="application/json",
+                              get_host=lambda: "localhost")
+
+    def view(request):
+        logs.bind(project="default")
+        return Response()
+
+    middleware = request_context.RequestMiddleware(view)
 
     def one_request():
-        started, request_id = time.perf_counter(), request_context.request_id_for(request)
-        token = logs.replace({"request_id": request_id})
-        logs.bind(project="default")
-        request_context.finish(request, Response(), request_id, started)
-        logs.reset(token)
+        middleware(request)
         stream.seek(0)
         stream.truncate()
 

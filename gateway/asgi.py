@@ -3,9 +3,11 @@
 Django's ASGI handler gives every request a thread-sensitive context, so the sync receivers of its request
 signals and ``response.close`` start a new thread per request: about 1 ms of CPU, more than all of the gateway's
 own work. The gateway's views are async and need none of that (no session, no transaction, and the database only
-when an API key is not in the Redis cache, which closes its connection itself), so its paths skip the handler:
-the same ``ASGIRequest``, the same URL patterns and views, the same checks and headers as
-``OpenAIHeadersMiddleware``; everything else goes to Django unchanged.
+when an API key or a project's stored credentials are not cached), so its paths skip the handler: the same
+``ASGIRequest``, the same URL patterns and views, wrapped in the same ``RequestMiddleware`` as every other request
+(request id, checks, headers, access line, metrics); the database connections such a request takes go back to the
+pool as Django's ``request_finished`` would return them (``request_context.release_connections``). Everything else
+goes to Django unchanged.
 """
 
 from __future__ import annotations
@@ -13,15 +15,12 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import time
 from contextlib import aclosing
 
 from django.urls import Resolver404, get_resolver
 
-from assistants_project import logs
 from assistants_project.api import request_context
 from assistants_project.api.errors import error_response
-from assistants_project.api.middleware import _decorate, _precheck
 
 logger = logging.getLogger(__name__)
 PREFIXES = ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/moderations")
@@ -29,6 +28,7 @@ PREFIXES = ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/moderat
 
 def with_gateway(django_app):
     resolver = get_resolver("gateway.urls")
+    handler = request_context.RequestMiddleware(_dispatch)
 
     async def application(scope, receive, send):
         if scope["type"] == "http" and scope["path"].startswith(PREFIXES):
@@ -37,7 +37,7 @@ def with_gateway(django_app):
             except Resolver404:
                 match = None
             if match is not None:
-                return await _serve(match, scope, receive, send)
+                return await _serve(handler, match, scope, receive, send)
         return await django_app(scope, receive, send)
 
     return application
@@ -54,10 +54,19 @@ async def _read_body(receive) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _serve(match, scope, receive, send) -> None:
+async def _dispatch(request):
+    match = request.resolver_match
+    try:
+        return await match.func(request, *match.args, **match.kwargs)
+    except Exception:  # the views answer every failure themselves; this is a last resort
+        logger.exception("gateway request %s failed", request.path)
+        return error_response("The server had an error while processing your request. Sorry about that!",
+                              status=500)
+
+
+async def _serve(handler, match, scope, receive, send) -> None:
     from django.core.handlers.asgi import ASGIRequest
 
-    started = time.perf_counter()
     body = await _read_body(receive)
     if body is None:
         return  # the client left before it finished sending
@@ -65,32 +74,34 @@ async def _serve(match, scope, receive, send) -> None:
         request = ASGIRequest(scope, io.BytesIO(body))
     except UnicodeDecodeError:
         return await _send_plain(send, error_response("Bad request.", status=400))
-    # what the outer middleware does for every other path: the request id (the client's X-Request-ID when sane)
-    # bound to the log lines, and, once answered, x-request-id, the access line and the HTTP metrics
-    request_id = request_context.request_id_for(request)
-    logs.replace({"request_id": request_id})
     request.resolver_match = match
-    response = _precheck(request)
-    # As Django does: the view and the response run while a second task watches for the client leaving; if it
-    # leaves, the view is cancelled (and a stream's generators closed, which closes the provider stream).
-    work = asyncio.create_task(_respond(response, match, request, request_id, started, send))
-    watch = asyncio.create_task(_disconnect(receive))
-    await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
-    for task in (work, watch):
-        if not task.done():
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-    if work.done() and not work.cancelled():
-        work.result()  # re-raise a bug in sending
+    request_context.track_connections()
+    try:
+        # As Django does: the view and the response run while a second task watches for the client leaving; if
+        # it leaves, the view is cancelled (and a stream's generators closed, which closes the provider stream).
+        work = asyncio.create_task(_respond(handler, request, send))
+        watch = asyncio.create_task(_disconnect(receive))
+        await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
+        for task in (work, watch):
+            if not task.done():
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        if work.done() and not work.cancelled():
+            work.result()  # re-raise a bug in sending
+    finally:
+        await asyncio.shield(request_context.release_connections())
 
 
 async def _send_plain(send, response) -> None:
+    body = response.content
     headers = [(str(k).encode("latin1"), str(v).encode("latin1")) for k, v in response.items()]
+    if not response.has_header("Content-Length"):  # else the server frames it as chunked, which costs the client
+        headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": response.content})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _disconnect(receive) -> None:
@@ -98,15 +109,8 @@ async def _disconnect(receive) -> None:
         pass
 
 
-async def _respond(response, match, request, request_id: str, started: float, send) -> None:
-    if response is None:
-        try:
-            response = await match.func(request, *match.args, **match.kwargs)
-        except Exception:  # the views answer every failure themselves; this is a last resort
-            logger.exception("gateway request %s failed", request.path)
-            response = error_response("The server had an error while processing your request. Sorry about that!",
-                                      status=500)
-    response = request_context.finish(request, _decorate(response, started), request_id, started)
+async def _respond(handler, request, send) -> None:
+    response = await handler(request)
     if not response.streaming:
         return await _send_plain(send, response)
     headers = [(str(k).encode("latin1"), str(v).encode("latin1")) for k, v in response.items()]

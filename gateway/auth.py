@@ -6,11 +6,8 @@ generation is fresh is answered in memory; otherwise the same code as every othe
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections
-
 from assistants_project import logs
-from assistants_project.api import keycache
+from assistants_project.api import keycache, request_context
 from assistants_project.api.errors import AuthenticationFailed
 from tenancy import limits
 from tenancy.auth import BearerKeyAuthentication
@@ -33,14 +30,8 @@ async def project_for(request) -> Project:
             # no round trip unless the project has a limit (then one Redis INCR, as BearerKeyAuthentication does)
             limits.check_request(project.pk, limits.effective(project, "requests_per_minute"))
             return project
-    found = await sync_to_async(_authenticate)(request)
+    found = await request_context.db_call(BearerKeyAuthentication().authenticate, request)
     if found is None:
         raise AuthenticationFailed(NO_KEY)
     return found[0].project
 
-
-def _authenticate(request):
-    try:
-        return BearerKeyAuthentication().authenticate(request)
-    finally:
-        close_old_connections()  # gateway requests skip Django's request signals, which would do it (gateway/asgi.py)

@@ -13,6 +13,7 @@ import re
 import openai
 from django.conf import settings
 
+from assistants_project.api import request_context
 from assistants_project.providers import scrub
 from runs.llm import resolve
 from tenancy import credentials as provider_credentials
@@ -45,7 +46,11 @@ async def target(model: str, overrides: dict, *, project) -> tuple[str, dict]:
     """(LiteLLM model, parameters): the alias's parameters, the project's stored credentials for the model's
     provider over them (tenancy/credentials.py), then the request's header parameters over those."""
     name, params = resolve(model)
-    stored = await provider_credentials.astored_params(project.pk, provider_credentials.provider_of(name, params))
+    try:
+        stored = await provider_credentials.astored_params(project.pk,
+                                                           provider_credentials.provider_of(name, params))
+    finally:  # a cache miss read the database: its connection goes back to the pool before the model call
+        await request_context.release_connections()
     return name, {**params, **stored, **overrides}
 
 

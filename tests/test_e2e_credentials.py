@@ -31,15 +31,39 @@ def manage(live, *args: str, stdin: str | None = None) -> str:
 
 
 class Seen:
-    """Every response body a client received (an httpx event hook)."""
+    """Every response body a client received (an httpx event hook): whole bodies, and server-sent event streams
+    as the client reads them (``streams``: the bytes so far of each)."""
 
     def __init__(self) -> None:
-        self.bodies: list[str] = []
+        self.plain: list[str] = []
+        self.streams: list[list[bytes]] = []
+
+    @property
+    def bodies(self) -> list[str]:
+        return self.plain + [b"".join(parts).decode() for parts in self.streams]
 
     def hook(self, response: httpx.Response) -> None:
         if "text/event-stream" not in response.headers.get("content-type", ""):
             response.read()
-            self.bodies.append(response.text)
+            self.plain.append(response.text)
+            return
+        assert "content-encoding" not in response.headers  # the raw bytes are the text the client reads
+        parts: list[bytes] = []
+        self.streams.append(parts)
+        response.stream = _Tee(response.stream, parts)
+
+
+class _Tee(httpx.SyncByteStream):
+    def __init__(self, stream, parts: list[bytes]) -> None:
+        self.stream, self.parts = stream, parts
+
+    def __iter__(self):
+        for part in self.stream:
+            self.parts.append(part)
+            yield part
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +186,25 @@ def test_every_call_uses_the_request_then_project_then_server_credentials(live, 
                                                                 SERVER_KEY]
     assert keys_since(live, start, "/v1/embeddings") == [b["provider_key"]]
 
+    # streamed: a run's events and a gateway completion, with the request's key, and a streamed run whose provider
+    # refuses that key and echoes it (as OpenAI's 401 does); their SSE bodies are scanned below like every other
+    start = len(fake.requests)
+    assistant = with_headers.beta.assistants.create(model="gpt-4o-mini")
+    with with_headers.beta.threads.create_and_run(assistant_id=assistant.id, stream=True, thread={
+            "messages": [{"role": "user", "content": "stream me"}]}) as events:
+        assert "thread.run.completed" in [event.event for event in events]
+    chunks = with_headers.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                                  messages=[{"role": "user", "content": "stream me too"}])
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    fake.add_rule("echo my key", error=(401, f"Incorrect API key provided: {request_key}.", "invalid_api_key"))
+    with with_headers.beta.threads.create_and_run(assistant_id=assistant.id, stream=True, thread={
+            "messages": [{"role": "user", "content": "echo my key"}]}) as events:
+        assert "thread.run.failed" in [event.event for event in events]
+    assert keys_since(live, start, "/v1/chat/completions") == [request_key] * 3
+    streamed = [b"".join(parts) for parts in seen.streams]
+    assert len(streamed) == 3 and all(b"data: " in body for body in streamed)
+    assert b"thread.run.completed" in streamed[0] and b"[DONE]" in streamed[1] and b"thread.run.failed" in streamed[2]
+
     # nothing kept: every run and ingestion ended, so no sealed credentials remain
     with db() as conn:
         assert conn.execute("SELECT count(*) FROM runs_run WHERE sealed_credentials IS NOT NULL").fetchone()[0] == 0
@@ -174,7 +217,7 @@ def test_every_call_uses_the_request_then_project_then_server_credentials(live, 
     for key in secrets_used:
         assert key not in dump, "a provider key is stored in plain text"
         assert key not in log, "a provider key is in the server log"
-        assert not any(key in body for body in seen.bodies), "a provider key is in a response"
+        assert not any(key in body for body in seen.bodies), "a provider key is in a response (or an event stream)"
     assert len(seen.bodies) > 20
 
 
