@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from assistants.models import Message
@@ -111,10 +112,7 @@ class Turn:
             thread=run.thread, type=RunStep.Type.MESSAGE_CREATION, turn=self.number,
             step_details={"type": "message_creation", "message_creation": {"message_id": self.message.public_id}})
         self.text.append(first_piece)
-        with transaction.atomic():
-            for row in (self.message, self.message_step):
-                # raw: keep the created_at the events carry (auto_now_add would stamp a new one)
-                row.save_base(raw=True, force_insert=True)
+        _insert_together(self.message, self.message_step)
         include = tuple(run.include)
         events.publish(run.public_id, ev.StepCreated(self.message_step, include),
                        ev.StepStatus(self.message_step, include), ev.MessageCreated(self.message),
@@ -173,6 +171,38 @@ class Turn:
             events.publish(self.run.public_id, ev.ToolCallDelta(
                 self.tool_step.public_id, position, tools.for_call(call["name"]).type, arguments=delta.arguments,
                 written=call["arguments"]))
+
+
+def _insert_together(*objs: models.Model) -> None:
+    """INSERT the rows in one statement: one round trip, and one transaction (all or none), on the first token's
+    path. As ``save_base(raw=True)``: the values set are stored as they are (a ``created_at`` the events carry,
+    where auto_now_add would stamp a new one); each row gets its primary key.
+
+    Its own transaction commits without waiting for the WAL flush (``synchronous_commit`` off for it alone, the
+    flush is most of a commit's time: several ms): once the statement returns, the rows are committed and
+    visible to every session, so a worker killed after it leaves rows the recovery finds. Only a crash of
+    Postgres itself within the WAL writer's delay (≤ 3 × wal_writer_delay, 0.6 s by default; any later
+    synchronous commit flushes them too) could lose them, and the recovery then redoes the turn afresh."""
+    parts, pks, params = [], [], []
+    if not connection.in_atomic_block:  # in a caller's transaction the setting would apply to all of it
+        parts.append("relaxed AS (SELECT set_config('synchronous_commit', 'off', true))")
+        pks.append("(SELECT 1 FROM relaxed)")  # a CTE that nothing references is not evaluated
+    for i, obj in enumerate(objs):
+        meta = obj._meta
+        query = InsertQuery(type(obj))
+        query.insert_values([f for f in meta.local_concrete_fields if f is not meta.auto_field], [obj], raw=True)
+        compiler = query.get_compiler(connection=connection)
+        compiler.returning_fields = [meta.pk]  # as_sql: … RETURNING "table"."id"
+        [(sql, values)] = compiler.as_sql()
+        parts.append(f"i{i} AS ({sql})")
+        pks.append(f"(SELECT {connection.ops.quote_name(str(meta.pk.column))} FROM i{i})")
+        params += values
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} SELECT {', '.join(pks)}", params)
+        row = cursor.fetchone()
+    for obj, pk in zip(objs, row[len(row) - len(objs):], strict=True):
+        obj.pk = pk
+        obj._state.adding, obj._state.db = False, connection.alias
 
 
 def _step_create(run: Run, turn: int, kind: str, details: dict) -> RunStep:
@@ -234,8 +264,10 @@ def run_execute(*, run_id: int, task_id: str) -> None:
     if run is None:
         return
     # the provider credentials of the request that created or continued the run, else the project's (issue 16)
+    # (the claim has read the project's, so the model calls query none)
     with heartbeat.beating(run.pk), provider_credentials.scope(project_id=run.project_id,
-                                                               sealed=run.sealed_credentials):
+                                                               sealed=run.sealed_credentials,
+                                                               prefetched=lifecycle.claimed_credentials(run)):
         try:
             _execute(run)
             # A cancel that came while the run finished made the finishing write lose its compare-and-set (the run

@@ -22,10 +22,9 @@ from assistants_project import logs, metrics, rows
 from runs import event_model as ev
 from runs import events
 from runs.models import Run, RunStep
+from tenancy import credentials as provider_credentials
 from tenancy import limits
 from tenancy.selectors import project_name
-
-logger = logging.getLogger(__name__)
 
 logger = logging.getLogger(__name__)
 
@@ -165,9 +164,10 @@ def run_claim(*, run_id: int, task_id: str) -> Run | None:
 
 
 def _claim_queued(*, run_id: int, task_id: str) -> Run | None:
-    """A queued run taken by the task that owns it, with its thread, in one round trip: first wait until no
-    transaction is creating the run (a task is sent before its run's creation commits), then the UPDATE, whose
-    statement sees that commit (read committed: each statement takes a new snapshot). None: not such a run."""
+    """A queued run taken by the task that owns it, with its thread and its project's stored provider credentials
+    (``claimed_credentials``), in one round trip: first wait until no transaction is creating the run (a task is
+    sent before its run's creation commits), then the UPDATE, whose statement sees that commit (read committed:
+    each statement takes a new snapshot). None: not such a run."""
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(  # two statements in one message (Django's client-side binding cursor allows it)
@@ -175,17 +175,28 @@ def _claim_queued(*, run_id: int, task_id: str) -> Run | None:
             f"WITH r AS (UPDATE {Run._meta.db_table} SET status = %s, started_at = COALESCE(started_at, %s), "
             "heartbeat_at = %s, attempts = attempts + 1 WHERE id = %s AND status = %s AND claimed_by = %s "
             "RETURNING *) "
-            f"SELECT {rows.columns(Run, 'r')}, {rows.columns(Thread, 't')} "
+            f"SELECT {rows.columns(Run, 'r')}, {rows.columns(Thread, 't')}, "
+            f"{provider_credentials.prefetch_sql('r.project_id')} "
             f"FROM r JOIN {Thread._meta.db_table} t ON t.id = r.thread_id",
             [*creation_lock_keys(task_id), S.IN_PROGRESS, now, now, run_id, S.QUEUED, task_id])
         cursor.nextset()
         row = cursor.fetchone()
     if row is None:
         return None
-    split = len(Run._meta.concrete_fields)
+    split, end = len(Run._meta.concrete_fields), len(Run._meta.concrete_fields) + len(Thread._meta.concrete_fields)
     run = rows.from_row(Run, row[:split])
-    run.thread = rows.from_row(Thread, row[split:])
+    run.thread = rows.from_row(Thread, row[split:end])
+    setattr(run, _CLAIMED_CREDENTIALS, provider_credentials.prefetched_from(row[end]))
     return run
+
+
+_CLAIMED_CREDENTIALS = "_claimed_credentials"
+
+
+def claimed_credentials(run: Run) -> dict[str, str] | None:
+    """The project's stored provider credentials (provider → sealed) as the claim read them, in its own round trip
+    (for ``tenancy.credentials.scope(prefetched=…)``); None: this claim did not read them."""
+    return getattr(run, _CLAIMED_CREDENTIALS, None)
 
 
 def run_finish(*, run: Run, status: str, now=None, **fields) -> bool:

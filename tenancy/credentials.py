@@ -70,17 +70,21 @@ class Scope:
     project_id: int | None
     request: RequestCredentials = NONE
     stored: dict[str, dict] = field(default_factory=dict)  # provider → the project's parameters, read once
+    # All the project's stored credentials (provider → sealed), when whoever opened the scope read them already
+    # (a run's claim does, in its own round trip); None: each provider's are read on its first call.
+    prefetched: dict[str, str] | None = None
 
 
 _scope: ContextVar[Scope | None] = ContextVar("provider_credentials", default=None)
 
 
 @contextmanager
-def scope(*, project_id: int | None, request: RequestCredentials = NONE, sealed: str | None = None
-          ) -> Iterator[Scope]:
+def scope(*, project_id: int | None, request: RequestCredentials = NONE, sealed: str | None = None,
+          prefetched: dict[str, str] | None = None) -> Iterator[Scope]:
     """Calls inside use the project's stored credentials and ``request`` (or the ``sealed`` request
-    credentials of a run or an ingestion) over them."""
-    current = Scope(project_id=project_id, request=unseal(sealed) if sealed else request)
+    credentials of a run or an ingestion) over them. ``prefetched``: all the project's stored credentials
+    (provider → sealed), read by the caller (``prefetch_sql``), so calls query nothing."""
+    current = Scope(project_id=project_id, request=unseal(sealed) if sealed else request, prefetched=prefetched)
     token = _scope.set(current)
     try:
         yield current
@@ -142,13 +146,33 @@ async def astored_params(project_id: int | None, provider: str) -> dict:
     return decrypt(sealed) if sealed else {}
 
 
+def prefetch_sql(project_id_column: str) -> str:
+    """A scalar subquery for a statement that reads a row with a project (``project_id_column``, e.g. ``r.project_id``):
+    all that project's stored credentials as one JSON object, provider → sealed (for ``scope(prefetched=…)``)."""
+    from tenancy.models import ProviderCredential
+
+    return (f"(SELECT COALESCE(json_object_agg(pc.provider, pc.sealed), '{{}}') "
+            f"FROM {ProviderCredential._meta.db_table} pc WHERE pc.project_id = {project_id_column})")
+
+
+def prefetched_from(value: str | dict) -> dict[str, str]:
+    """``prefetch_sql``'s value as the driver hands it over (raw SQL: JSON may come as text)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def _stored(model: str, params: dict) -> dict:
     current = _scope.get()
     if current is None:
         return {}
+    if current.prefetched is not None and not current.prefetched:
+        return {}  # the project stores none (the common case): not even the provider to work out
     provider = provider_of(model, params)
     if provider not in current.stored:
-        current.stored[provider] = stored_params(current.project_id, provider)
+        if current.prefetched is None:
+            current.stored[provider] = stored_params(current.project_id, provider)
+        else:
+            sealed = current.prefetched.get(provider) if current.project_id is not None else None
+            current.stored[provider] = decrypt(sealed) if sealed else {}
     return current.stored[provider]
 
 
@@ -180,7 +204,7 @@ def enter(*, project_id: int, request: RequestCredentials) -> None:
     current = _scope.get()
     if current is None:
         raise RuntimeError("no provider credentials scope is open")
-    current.project_id, current.request, current.stored = project_id, request, {}
+    current.project_id, current.request, current.stored, current.prefetched = project_id, request, {}, None
 
 
 _SECRET_FRAGMENTS = ("key", "token", "secret", "password", "credential")

@@ -188,7 +188,7 @@ def test_a_worker_killed_as_it_opens_its_message_does_not_stream_the_first_token
         raise Killed
 
     with monkeypatch.context() as patch:
-        patch.setattr(RunStep, "save_base", die)  # the worker dies as the rows are written
+        patch.setattr(engine, "_insert_together", die)  # the worker dies as the rows are written (one statement)
         with pytest.raises(Killed):
             half.add_text("Hello")
     _model(monkeypatch, llm.TextDelta("Hello"), llm.TextDelta(", world!"))

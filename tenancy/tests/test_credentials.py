@@ -122,3 +122,29 @@ def test_production_settings_require_the_key(tmp_path):
     done = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode != 0 and "CREDENTIALS_ENCRYPTION_KEY must be set" in done.stderr
+
+
+def test_a_run_calls_its_model_with_the_stored_credentials_its_claim_read(project, monkeypatch,
+                                                                           django_assert_num_queries):
+    from assistants.models import Assistant, Thread
+    from runs import engine, llm, services
+
+    def run_seeing(seen: list):
+        assistant = Assistant.objects.create(project=project, model="gpt-4o-mini")
+        thread = Thread.objects.create(project=project)
+        run = services.run_create(project=project, thread_id=thread.public_id, assistant_id=assistant.public_id)
+
+        def stream(**kwargs):
+            with django_assert_num_queries(0):  # the claim read them: the call itself queries nothing
+                seen.append(credentials.llm_params(kwargs["model"], {}))
+            yield llm.TextDelta("hi")
+            yield llm.Finish("stop", {"prompt_tokens": 3, "completion_tokens": 1})
+
+        monkeypatch.setattr("runs.llm.stream_chat", stream)
+        monkeypatch.setattr("runs.prompt.llm.context_window", lambda model: None)
+        engine.run_execute(run_id=run.pk, task_id=run.claimed_by)
+        return seen
+
+    assert run_seeing([]) == [{}]  # none stored: the server's own
+    provider_credential_set(project=project, provider="openai", params={"api_key": KEY, "organization": "org-p"})
+    assert run_seeing([]) == [{"api_key": KEY, "organization": "org-p"}]
