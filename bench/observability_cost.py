@@ -8,11 +8,11 @@ benchmark: one API request's share (``RequestMiddleware``: request id, early che
 metrics, one JSON access line) and one run's share (claim binding, model-call timing, the final-status metrics and
 JSON log line), in microseconds, in multiprocess mode like under `serve`.
 
-With --stack N: the whole stack before and after in one run, N rounds alternating "off" (METRICS_ENABLED=false,
-text logs at WARNING: no access lines) and "on" (metrics recorded and served, JSON logs at INFO: an access line per
-request, a line per run): bench/run_throughput.py at 16 clients on the instant fake (runs/s, and the CPU every
-process spent per completed run, steadier than runs/s on a shared machine) and bench/stream_overhead.py at one
-stream (first-delta overhead p50). Medians over the rounds and the on/off ratio.
+With --stack N: the whole stack before and after in one run, N rounds (off first, then on first) of "off"
+(METRICS_ENABLED=false, text logs at WARNING: no access lines) and "on" (metrics recorded and served, JSON logs at
+INFO: an access line per request, a line per run): bench/run_throughput.py at 16 clients on the instant fake (runs/s,
+and the CPU every process spent per completed run, steadier than runs/s on a shared machine) and
+bench/stream_overhead.py at one stream (first-delta overhead p50). Medians over the rounds and the on/off ratio.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def stack(rounds: int) -> None:
 
     data_dir = Path(os.environ.get("ASSISTANTS_DATA_DIR", ROOT / "var" / "bench-observability")).resolve()
     results: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
-    for i in range(rounds):
-        for name, env in (("off", OFF), ("on", ON)):
+    for i in range(rounds):  # the order alternates too, so what the first of a pair pays (a warm-up) cancels out
+        for name, env in (("off", OFF), ("on", ON))[::1 if i % 2 == 0 else -1]:
             row = stack_once(env, data_dir)
             results[name].append(row)
             print(f"round {i + 1} {name:>3}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items())
