@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
+from typing import cast
 
 import tenacity
 from django.conf import settings
@@ -114,3 +115,100 @@ def scrub(text: str, also: Iterable[str] = ()) -> str:
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+# --- OpenAI-SDK-backed streams, read without LiteLLM's per-chunk wrapper ------------------------------------------
+# Where LiteLLM reaches a provider through the OpenAI SDK (OpenAI, Azure, the OpenAI-compatible providers it routes
+# the same way), the chunks are OpenAI's already. Read through LiteLLM's stream wrapper, each is parsed into the
+# SDK's objects, then rebuilt into LiteLLM's, and the stream's end rebuilds the whole response, prices it and
+# deep-copies it for logging callbacks nobody here registers (the async wrapper does that in a worker thread): most
+# of a short answer's CPU. The runs (runs/llm.py) and the gateway (gateway/sse.py) read the SDK's server-sent events
+# as JSON instead, as the SDK reads them (``[DONE]`` ends the stream, an ``error`` member is the provider's failure)
+# and as the wrapper then reads them (finish reasons mapped to OpenAI's; a finish reason "error" is a failure).
+# They read ``Stream._iter_events``, a private name of the SDK: without it they fall back to the wrapper.
+
+class _Done:
+    pass
+
+
+def sdk_stream(stream):
+    """The OpenAI SDK's stream (sync or async) under LiteLLM's wrapper ``stream``, or None for any other provider
+    (whose chunks the wrapper translates)."""
+    import openai
+
+    inner = getattr(stream, "completion_stream", None)
+    if isinstance(inner, openai.Stream | openai.AsyncStream) and callable(getattr(inner, "_iter_events", None)) \
+            and hasattr(inner, "response"):
+        return inner
+    return None
+
+
+def _sdk_chunk(event, sdk, wrapper) -> dict | type[_Done] | None:
+    """One server-sent event as the chunk the wrapper would give: _Done at the end, None for nothing."""
+    import openai
+    from litellm.litellm_core_utils.core_helpers import map_finish_reason
+
+    if event.data.startswith("[DONE]"):
+        return _Done
+    chunk = event.json()
+    if not isinstance(chunk, dict):
+        return None
+    if chunk.get("error"):  # as the SDK raises it
+        error = chunk["error"]
+        message = error.get("message") if isinstance(error, dict) else None
+        raise openai.APIError(message=message if isinstance(message, str) and message else
+                              "An error occurred during streaming", request=sdk.response.request, body=error)
+    for choice in chunk.get("choices") or []:
+        reason = choice.get("finish_reason")
+        if reason:
+            if reason == "error":  # the wrapper's own words for it
+                raise Exception(f"{wrapper.custom_llm_provider} raised a streaming error - finish_reason: error, "
+                                "no content string given.")
+            choice["finish_reason"] = map_finish_reason(reason)
+    return chunk
+
+
+def _stream_error(wrapper, exc: Exception) -> Exception:
+    """A failure while reading the SDK's stream directly, mapped to LiteLLM's exceptions as the wrapper maps it."""
+    handle = getattr(wrapper, "_handle_stream_fallback_error", None)
+    if callable(handle):
+        try:
+            handle(exc)
+        except Exception as mapped:
+            return mapped
+    return exc
+
+
+def sdk_chunks(wrapper, sdk) -> Iterator[dict]:
+    """The chunks of ``sdk`` (``sdk_stream(wrapper)``, a sync stream) as dicts; failures as LiteLLM's exceptions."""
+    try:
+        for event in sdk._iter_events():
+            chunk = _sdk_chunk(event, sdk, wrapper)
+            if chunk is _Done:
+                return
+            if chunk is not None:
+                yield cast(dict, chunk)
+    except Exception as exc:
+        raise _stream_error(wrapper, exc) from exc
+
+
+async def asdk_chunks(wrapper, sdk) -> AsyncGenerator[dict, None]:
+    """``sdk_chunks`` for an async stream."""
+    try:
+        async for event in sdk._iter_events():
+            chunk = _sdk_chunk(event, sdk, wrapper)
+            if chunk is _Done:
+                return
+            if chunk is not None:
+                yield cast(dict, chunk)
+    except Exception as exc:
+        raise _stream_error(wrapper, exc) from exc
+
+
+def finished_by_provider(wrapper, seen: str | None, *, direct: bool) -> bool:
+    """Did the provider send a finish reason? Read directly, the last one ``seen``; through the wrapper, which
+    ends every stream with a chunk that carries one, inventing "stop" when the provider sent none (a connection
+    closed cleanly mid-answer, a 200 whose body was no stream at all), what it recorded the provider sent."""
+    if not direct and hasattr(wrapper, "received_finish_reason"):
+        return bool(wrapper.received_finish_reason or getattr(wrapper, "intermittent_finish_reason", None))
+    return seen is not None

@@ -6,13 +6,15 @@ retries, and sees the provider's status to decide). Model aliases resolve as in 
 
 from __future__ import annotations
 
-import functools
 import os
 import re
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 import openai
 from django.conf import settings
 
+from assistants_project import providers
 from assistants_project.api import request_context
 from assistants_project.providers import scrub
 from runs.llm import resolve
@@ -34,12 +36,8 @@ class ProviderError(Exception):
         self.param = param
 
 
-@functools.cache
 def _litellm():
-    import litellm
-
-    litellm.REPEATED_STREAMING_CHUNK_LIMIT = 10**9  # type: ignore[misc]  # Final in LiteLLM, yet read at call time  # as in runs.llm: real output may repeat a chunk
-    return litellm
+    return providers.configure_litellm()  # as runs use it (its stream-logging and repeated-chunk settings)
 
 
 async def target(model: str, overrides: dict, *, project) -> tuple[str, dict]:
@@ -61,6 +59,30 @@ async def chat(kwargs: dict, secrets: list[str]):
                                          drop_params=True, _skip_mcp_handler=True)
     except Exception as exc:
         raise classify(exc, secrets) from exc
+
+
+async def chunks(wrapper, secrets: list[str]) -> AsyncGenerator[dict, None]:
+    """The chunks of a streamed answer (``chat``'s LiteLLM stream wrapper) as OpenAI's JSON: an OpenAI-SDK-backed
+    provider's read directly (``providers.asdk_chunks``), any other's through the wrapper. Every failure is a
+    ProviderError, and so is an answer that ends without the provider's finish reason: it is not complete. The
+    provider stream is closed when this generator ends or is closed."""
+    sdk = providers.sdk_stream(wrapper)
+    source = providers.asdk_chunks(wrapper, sdk) if sdk is not None else (
+        chunk.model_dump() async for chunk in wrapper)
+    finish = None
+    try:
+        async with aclosing(source):
+            async for chunk in source:
+                for choice in chunk.get("choices") or []:
+                    finish = choice.get("finish_reason") or finish
+                yield chunk
+        if not providers.finished_by_provider(wrapper, finish, direct=sdk is not None):
+            raise ProviderError(502, "The model provider's response ended before it was complete (the stream closed "
+                                     "without a finish reason).")
+    except Exception as exc:
+        raise classify(exc, secrets) from exc
+    finally:
+        await wrapper.aclose()
 
 
 async def embed(kwargs: dict, secrets: list[str]):

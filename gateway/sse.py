@@ -20,9 +20,10 @@ def _frame(payload: dict) -> bytes:
 
 
 async def chat_events(stream, first, *, model: str, include_usage: bool, secrets: list[str]):
-    """``first``: the chunk already read (before the 200 was committed), or None for an empty stream.
-    The provider stream is closed in ``finally``: at the end, on a provider error, and when the client goes away
-    (Django cancels the response and closes this generator through ClosingStreamingResponse)."""
+    """``stream``: the provider's chunks (``provider.chunks``); ``first``: the chunk already read from it (before
+    the 200 was committed), or None for an empty stream. The provider stream is closed in ``finally``: at the end,
+    on a provider error, and when the client goes away (the response is cancelled and this generator closed
+    through ClosingStreamingResponse)."""
     try:
         for item in ([first] if first is not None else []):
             payload = shapes.chunk(item, model, include_usage=include_usage)

@@ -75,15 +75,12 @@ async def chat_completions(request, *, project, creds):
     if not data.get("stream"):
         return JsonResponse(shapes.completion(await provider.chat(kwargs, secrets), model))
     include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
-    stream = await provider.chat(kwargs, secrets)
+    stream = provider.chunks(await provider.chat(kwargs, secrets), secrets)
     try:  # an error before the first chunk is still a plain JSON envelope with the provider's status
         first = await anext(stream)
     except StopAsyncIteration:
         first = None
-    except Exception as exc:
-        await stream.aclose()
-        raise provider.classify(exc, secrets) from exc
-    except BaseException:  # cancelled: the client went away
+    except BaseException:  # a ProviderError, or cancelled: the client went away
         await stream.aclose()
         raise
     return ClosingStreamingResponse(chat_events(stream, first, model=model, include_usage=include_usage,

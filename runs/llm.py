@@ -276,70 +276,40 @@ def close_stream(stream) -> None:
                 logger.debug("closing a provider stream failed", exc_info=True)
 
 
-def _provider_finished(stream, seen: str | None) -> bool:
-    """Did the provider send a finish reason? LiteLLM's wrapper ends every stream with a chunk that carries
-    one, inventing "stop" when the provider sent none (a connection closed cleanly mid-answer, a 200 whose body
-    was no stream at all); what the provider really sent is in ``received_finish_reason``."""
-    if hasattr(stream, "received_finish_reason"):
-        return bool(stream.received_finish_reason or getattr(stream, "intermittent_finish_reason", None))
-    return seen is not None
-
-
-def _openai_chunks(stream):
-    """The OpenAI SDK's own stream under LiteLLM's wrapper, where LiteLLM reached the provider through that SDK
-    (OpenAI, Azure and the OpenAI-compatible providers it routes the same way); None for any other provider.
-
-    Its chunks are OpenAI's, which is what ``_normalize`` reads. Read through the wrapper, each chunk is parsed
-    into the SDK's objects, then rebuilt into LiteLLM's, and the stream's end rebuilds the whole response,
-    computes its cost and deep-copies it twice for logging callbacks we do not register: most of a short run's
-    worker CPU. ``_normalize_openai`` reads the SDK's server-sent events as JSON instead. Any other provider's
-    chunks go through the wrapper, which translates them."""
-    import openai
-
-    inner = getattr(stream, "completion_stream", None)
-    if isinstance(inner, openai.Stream) and callable(getattr(inner, "_iter_events", None)) and hasattr(
-            inner, "response"):
-        return inner
-    return None
-
-
-def _provider_error(stream, exc: Exception) -> Exception:
-    """A failure while reading the provider SDK's stream directly, mapped as LiteLLM's wrapper maps it."""
-    handle = getattr(stream, "_handle_stream_fallback_error", None)
-    if callable(handle):
-        try:
-            handle(exc)
-        except Exception as mapped:
-            return mapped
-    return exc
+def _chunks(stream) -> tuple[Iterator[dict], bool]:
+    """The stream's chunks as OpenAI's JSON, and whether they are read directly: an OpenAI-SDK-backed provider's
+    server-sent events without LiteLLM's per-chunk wrapper (``providers.sdk_stream``: most of a short run's worker
+    CPU), any other provider's chunks as the wrapper translates them."""
+    sdk = providers.sdk_stream(stream)
+    if sdk is not None:
+        return providers.sdk_chunks(stream, sdk), True
+    return (chunk.model_dump() for chunk in stream), False
 
 
 def _normalize(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
-    direct = _openai_chunks(stream)
-    if direct is not None:
-        yield from _normalize_openai(stream, direct)
-        return
+    """Usage is the provider's own, from its last chunk (stream_options); a stream that ends without a finish
+    reason is a provider failure."""
     finish_reason, usage = None, {}
     try:
-        for chunk in stream:
+        chunks, direct = _chunks(stream)
+        for chunk in chunks:
             heartbeat.progress()
-            chunk_usage = getattr(chunk, "usage", None)
+            chunk_usage = chunk.get("usage")
             if chunk_usage:
-                usage = {"prompt_tokens": chunk_usage.prompt_tokens or 0,
-                         "completion_tokens": chunk_usage.completion_tokens or 0}
-            for choice in chunk.choices or []:
-                delta = choice.delta
-                if delta is not None:
-                    if getattr(delta, "content", None):
-                        yield TextDelta(delta.content)
-                    for call in getattr(delta, "tool_calls", None) or []:
-                        function = call.function
-                        yield ToolCallDelta(index=call.index or 0, id=call.id,
-                                            name=getattr(function, "name", None) if function else None,
-                                            arguments=(getattr(function, "arguments", None) or "") if function else "")
-                if choice.finish_reason:
-                    finish_reason = choice.finish_reason
-        if not _provider_finished(stream, finish_reason):
+                usage = {"prompt_tokens": chunk_usage.get("prompt_tokens") or 0,
+                         "completion_tokens": chunk_usage.get("completion_tokens") or 0}
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("delta")
+                if delta:
+                    if delta.get("content"):
+                        yield TextDelta(delta["content"])
+                    for call in delta.get("tool_calls") or []:
+                        function = call.get("function") or {}
+                        yield ToolCallDelta(index=call.get("index") or 0, id=call.get("id"),
+                                            name=function.get("name"), arguments=function.get("arguments") or "")
+                if choice.get("finish_reason"):
+                    finish_reason = choice["finish_reason"]
+        if not providers.finished_by_provider(stream, finish_reason, direct=direct):
             raise ModelError("server_error", "The model provider's response ended before it was complete (the "
                                              "stream closed without a finish reason).")
     except ModelError:
@@ -349,64 +319,6 @@ def _normalize(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
     finally:
         close_stream(stream)
     yield Finish(reason=finish_reason or "stop", usage=usage)
-
-
-def _normalize_openai(stream, sdk_stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
-    """``_normalize`` over the OpenAI SDK's server-sent events (``_openai_chunks``), each chunk read as the SDK
-    reads it (``[DONE]`` ends the stream, an ``error`` member is the provider's failure) and as LiteLLM's wrapper
-    then reads it: finish reasons mapped to OpenAI's, a finish reason "error" is a provider failure, and so is a
-    stream that ends without any finish reason. Usage is the provider's own, from its last chunk (stream_options).
-    """
-    import openai
-    from litellm.litellm_core_utils.core_helpers import map_finish_reason
-
-    finish_reason, usage = None, {}
-    try:
-        try:
-            for event in sdk_stream._iter_events():
-                if event.data.startswith("[DONE]"):
-                    break
-                chunk = event.json()
-                if not isinstance(chunk, dict):
-                    continue
-                if chunk.get("error"):  # as the SDK raises it
-                    error = chunk["error"]
-                    message = error.get("message") if isinstance(error, dict) else None
-                    raise openai.APIError(message=message if isinstance(message, str) and message else
-                                          "An error occurred during streaming", request=sdk_stream.response.request,
-                                          body=error)
-                heartbeat.progress()
-                chunk_usage = chunk.get("usage")
-                if chunk_usage:
-                    usage = {"prompt_tokens": chunk_usage.get("prompt_tokens") or 0,
-                             "completion_tokens": chunk_usage.get("completion_tokens") or 0}
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta")
-                    if delta:
-                        if delta.get("content"):
-                            yield TextDelta(delta["content"])
-                        for call in delta.get("tool_calls") or []:
-                            function = call.get("function") or {}
-                            yield ToolCallDelta(index=call.get("index") or 0, id=call.get("id"),
-                                                name=function.get("name"), arguments=function.get("arguments") or "")
-                    reason = choice.get("finish_reason")
-                    if reason:
-                        if reason == "error":  # the wrapper's own words for it
-                            raise Exception(f"{stream.custom_llm_provider} raised a streaming error - "
-                                            "finish_reason: error, no content string given.")
-                        finish_reason = map_finish_reason(reason)
-        except Exception as exc:
-            raise _provider_error(stream, exc) from exc
-        if finish_reason is None:
-            raise ModelError("server_error", "The model provider's response ended before it was complete (the "
-                                             "stream closed without a finish reason).")
-    except ModelError:
-        raise
-    except Exception as exc:
-        raise _classify(exc) from exc
-    finally:
-        close_stream(stream)
-    yield Finish(reason=finish_reason, usage=usage)
 
 
 # --- Responses-backed models (issue 16) ------------------------------------------------------------------------

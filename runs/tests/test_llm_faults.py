@@ -177,7 +177,7 @@ def test_heartbeat_stops_stamping_a_run_that_made_no_progress(settings):
 
 @pytest.mark.parametrize("fault", [None, "cut"])
 def test_reading_the_provider_sdk_stream_directly_gives_what_litellms_wrapper_gives(fake, monkeypatch, fault):
-    """OpenAI-SDK-backed providers are read without LiteLLM's per-chunk wrapper (llm._openai_chunks); any other
+    """OpenAI-SDK-backed providers are read without LiteLLM's per-chunk wrapper (providers.sdk_stream); any other
     provider goes through the wrapper. Both readings give the same deltas, usage and errors."""
     fake.add_rule("weather", tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}])
     fake.add_rule("answer", text="one two three four", fault=fault)
@@ -196,7 +196,7 @@ def test_reading_the_provider_sdk_stream_directly_gives_what_litellms_wrapper_gi
         return out
 
     direct = read()
-    monkeypatch.setattr(llm, "_openai_chunks", lambda stream: None)
+    monkeypatch.setattr(providers, "sdk_stream", lambda stream: None)
     assert read() == direct
     finish = direct[0][-1]
     assert finish.reason == "tool_calls" and finish.usage["completion_tokens"] > 0
