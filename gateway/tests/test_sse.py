@@ -1,5 +1,5 @@
-"""The chat stream's framing on every exit path, with a stand-in for LiteLLM's stream object (the live tests
-cover the real one; the fake LLM has no way yet to break a stream half-way)."""
+"""The chat stream's framing on every exit path, with a stand-in for the provider's chunks (test_provider_stream.py
+reads real ones from the fake LLM, including streams it cuts short)."""
 
 import asyncio
 import json
