@@ -1,7 +1,8 @@
 """Provider credentials a request brings in headers (Astra's convention), turned into LiteLLM parameters.
 
 ``api-key`` → ``api_key``; ``LLM-PARAM-aws-region-name: eu-west-1`` → ``aws_region_name="eu-west-1"`` for model
-calls; ``EMBEDDING-PARAM-<name>`` the same for embedding calls; ``embedding-model`` names the embedding model.
+calls; ``EMBEDDING-PARAM-<name>`` the same for embedding calls; ``embedding-model`` names the model that embeds
+the files and search queries of the request (``retrieval.embeddings.current_config``).
 Values that parse as JSON numbers, booleans or objects are passed as such, anything else as the string.
 
 Parameters that would make the server call somewhere else (base URLs, proxies, hosts, file paths, URL values)

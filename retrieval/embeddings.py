@@ -43,8 +43,10 @@ class EmbeddingConfig:
 
 
 def current_config() -> EmbeddingConfig | None:
-    """The configured model, or None in keyword-only mode."""
-    model = (settings.EMBEDDING_MODEL or "").strip()
+    """The model of the current request's ``embedding-model`` header (the credentials scope carries it, sealed to
+    the worker like the rest of the request's credentials), else EMBEDDING_MODEL; None in keyword-only mode. A file
+    records the model it was embedded with, and a search compares vectors only with files of its own model."""
+    model = (provider_credentials.current_request().embedding_model or settings.EMBEDDING_MODEL or "").strip()
     return EmbeddingConfig(model=model, dimensions=int(settings.EMBEDDING_DIMENSIONS)) if model else None
 
 

@@ -221,6 +221,48 @@ def test_every_call_uses_the_request_then_project_then_server_credentials(live, 
     assert len(seen.bodies) > 20
 
 
+def test_the_embedding_model_header_picks_the_model_of_ingestion_and_search(live, tenants, tmp_path):
+    a = tenants["creds-a"]
+    seen = Seen()
+    plain = client_for(live, a, seen)
+    chosen = client_for(live, a, seen, **{"embedding-model": "text-embedding-3-large"})
+    fake = live.fake
+
+    def models_since(start: int) -> list[str]:
+        return [r["body"]["model"] for r in fake.requests[start:] if r["path"] == "/v1/embeddings"]
+
+    doc = tmp_path / "keeper.md"
+    doc.write_text("The lighthouse keeper feeds the cat at dawn.\n")
+    uploaded = chosen.files.create(file=doc.open("rb"), purpose="assistants")
+    start = len(fake.requests)
+    store = chosen.vector_stores.create(name="large", file_ids=[uploaded.id])
+    wait_store(chosen, store.id)
+    assert set(models_since(start)) == {"text-embedding-3-large"}
+    with db() as conn:
+        recorded = conn.execute("SELECT f.embedding_model FROM retrieval_vectorstorefile f "
+                                "JOIN retrieval_vectorstore s ON s.id = f.vector_store_id WHERE s.public_id = %s",
+                                [store.id]).fetchall()
+    assert recorded == [("text-embedding-3-large",)]
+
+    # a search with the header embeds its query with that model; one without it has no file of the server's model
+    # to compare vectors with, so it embeds nothing and matches by keywords
+    for client, models in ((chosen, ["text-embedding-3-large"]), (plain, [])):
+        start = len(fake.requests)
+        hits = client.vector_stores.search(store.id, query="who feeds the cat").data
+        assert hits and "lighthouse" in hits[0].content[0].text
+        assert models_since(start) == models
+
+    # and so does a run's file_search started with the header
+    fake.add_rule("keeper?", tool_calls=[{"name": "file_search", "arguments": {"queries": ["cat at dawn"]}}])
+    assistant = plain.beta.assistants.create(model="gpt-4o-mini", tools=[{"type": "file_search"}],
+                                             tool_resources={"file_search": {"vector_store_ids": [store.id]}})
+    start = len(fake.requests)
+    run = chosen.beta.threads.create_and_run_poll(assistant_id=assistant.id, thread={
+        "messages": [{"role": "user", "content": "keeper?"}]}, poll_interval_ms=100)
+    assert run.status == "completed", run.last_error
+    assert models_since(start) == ["text-embedding-3-large"]
+
+
 def test_url_like_header_is_refused_for_runs_and_the_gateway(live, tenants):
     a = tenants["creds-a"]
     seen = Seen()
