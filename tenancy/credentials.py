@@ -132,17 +132,22 @@ async def astored_params(project_id: int | None, provider: str) -> dict:
     """``stored_params`` for the async gateway, without a database round trip per call."""
     if project_id is None or not provider:
         return {}
+    from assistants_project.api.request_context import shared_db_call
     from tenancy.models import ProviderCredential
 
-    cached = _stored_cache.get((project_id, provider))
+    key = (project_id, provider)
+    cached = _stored_cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < STORED_CACHE_SECONDS:
         sealed = cached[1]
     else:
-        sealed = await (ProviderCredential.objects.filter(project_id=project_id, provider=provider)
-                        .values_list("sealed", flat=True).afirst())
+        def read() -> str | None:
+            return (ProviderCredential.objects.filter(project_id=project_id, provider=provider)
+                    .values_list("sealed", flat=True).first())
+
+        sealed = await shared_db_call(("stored_credentials", *key), read)  # one read for a burst's requests
         if len(_stored_cache) > 10_000:
             _stored_cache.clear()
-        _stored_cache[(project_id, provider)] = (time.monotonic(), sealed)
+        _stored_cache[key] = (time.monotonic(), sealed)
     return decrypt(sealed) if sealed else {}
 
 

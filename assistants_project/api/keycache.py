@@ -65,11 +65,20 @@ def forget(key_hash: str | None = None) -> None:
         caches[CACHE_ALIAS].delete(key_hash)
 
 
+def generation_stale() -> bool:
+    fingerprint, read_at = _generation
+    return fingerprint is None or time.monotonic() - read_at >= GENERATION_CHECK_SECONDS
+
+
+def refresh_generation(read: Callable[[], Any]) -> None:
+    """Read the generation now if it is stale (for ``peek`` callers, which cannot do I/O themselves)."""
+    _current_generation(read)
+
+
 def peek(key_hash: str) -> Any:
     """The cached answer while the generation read is still fresh, else None: no I/O, so async code (the gateway)
     can ask without a thread hop; on None it goes through ``cached_key``."""
-    fingerprint, read_at = _generation
-    if fingerprint is None or time.monotonic() - read_at >= GENERATION_CHECK_SECONDS:
+    if generation_stale():
         return None
     entry = caches[CACHE_ALIAS].get(key_hash)
-    return entry[1] if entry is not None and entry[0] == fingerprint else None
+    return entry[1] if entry is not None and entry[0] == _generation[0] else None

@@ -12,6 +12,7 @@ outside Django's handler (which does it on ``request_finished``); it costs nothi
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import logging
@@ -175,3 +176,27 @@ async def db_call(fn, *args):
             _close(taken)
 
     return await sync_to_async(run)()
+
+
+_shared: dict = {}  # key → (event loop, task) of the call in flight
+
+
+async def shared_db_call(key, fn, *args):
+    """``db_call(fn, *args)``, made once for all callers with the same ``key`` while it is in flight: for the cache
+    refreshes every request of a burst would otherwise make at the same moment, one after another in asgiref's one
+    thread (the gateway's API-key generation and stored-credential reads, each stale once a second)."""
+    loop = asyncio.get_running_loop()
+    entry = _shared.get(key)
+    if entry is None or entry[0] is not loop:
+        task = loop.create_task(db_call(fn, *args))
+
+        def done(finished: asyncio.Task) -> None:
+            if _shared.get(key, (None, None))[1] is finished:
+                del _shared[key]
+            if not finished.cancelled():
+                finished.exception()  # retrieved here too: every caller may have gone away
+
+        task.add_done_callback(done)
+        entry = _shared[key] = (loop, task)
+    return await asyncio.shield(entry[1])
+

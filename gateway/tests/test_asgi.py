@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
+from django.db.models import QuerySet
 
 from gateway.asgi import with_gateway
 
@@ -103,3 +105,74 @@ def test_the_early_checks_apply_on_the_gateway_path(db):
                                               headers={"Content-Length": str(10**9)}))
     assert status == 413 and "too large" in body["error"]["message"]
     assert headers["x-request-id"].startswith("req_") and "openai-processing-ms" in headers
+
+
+def test_a_burst_of_requests_reads_the_key_generation_and_stored_credentials_once(project, monkeypatch):
+    """Once a second the key generation (and each stored-credentials entry) goes stale: the requests of that moment
+    share one read of each instead of queueing one read each in asgiref's one thread (a burst's slow tail)."""
+    from assistants_project.api import keycache
+    from tenancy import credentials, selectors
+    from tenancy.auth import BearerKeyAuthentication
+    from tenancy.services import api_key_create
+
+    key = api_key_create(project=project)
+    request = json.dumps({"model": "anthropic/claude-3-5-haiku-latest", "input": "hello"}).encode()
+    reads = {"generation": 0, "stored": 0, "authenticate": 0}
+    generation = selectors.api_keys_generation
+    authenticate = BearerKeyAuthentication.authenticate
+
+    def counted_authenticate(self, request):
+        reads["authenticate"] += 1
+        return authenticate(self, request)
+
+    monkeypatch.setattr(BearerKeyAuthentication, "authenticate", counted_authenticate)
+
+    def counted_generation():
+        reads["generation"] += 1
+        return generation()
+
+    monkeypatch.setattr("gateway.auth.api_keys_generation", counted_generation)
+    first = QuerySet.first
+
+    def counted_first(self):
+        if self.model.__name__ == "ProviderCredential":
+            reads["stored"] += 1
+        return first(self)
+
+    monkeypatch.setattr(QuerySet, "first", counted_first)
+
+    def moderation():
+        return _call("/v1/moderations", method="POST", body=request,
+                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+
+    async def scenario():
+        await moderation()  # the key cached, then both stale at once
+        keycache._generation = (keycache._generation[0], 0.0)
+        credentials._stored_cache.clear()
+        reads.update(generation=0, stored=0, authenticate=0)
+        return await asyncio.gather(*(moderation() for _ in range(20)))
+
+    answers = asyncio.run(scenario())
+    assert [status for status, _, _ in answers] == [400] * 20
+    # (before: 20 authentications one after another in asgiref's thread, and 20 stored-credential reads)
+    assert reads == {"generation": 1, "stored": 1, "authenticate": 0}
+
+
+def test_a_shared_call_gives_every_caller_its_answer_or_its_error(db):
+    from assistants_project.api.request_context import shared_db_call
+
+    calls = []
+
+    def work(fail: bool):
+        calls.append(fail)
+        time.sleep(0.05)
+        if fail:
+            raise RuntimeError("database went away")
+        return len(calls)
+
+    async def burst(fail: bool):
+        return await asyncio.gather(*(shared_db_call("k", work, fail) for _ in range(10)), return_exceptions=True)
+
+    assert asyncio.run(burst(False)) == [1] * 10
+    errors = asyncio.run(burst(True))  # a call made after the first ended: made again
+    assert len(calls) == 2 and all(isinstance(e, RuntimeError) for e in errors)
