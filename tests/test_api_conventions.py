@@ -190,6 +190,31 @@ def test_a_revoked_key_cannot_come_back_from_a_cache_that_missed_the_revoke(proj
     assert_error(anon_api.get("/v1/assistants"), 401, code="invalid_api_key")
 
 
+def test_requests_that_find_the_key_generation_stale_together_read_it_once():
+    """Once a second the generation goes stale for every request of that moment: one thread reads it, the others
+    wait for that answer rather than each query Postgres."""
+    import threading
+    import time
+
+    from assistants_project.api import keycache
+
+    keycache.forget()
+    reads = []
+
+    def read():
+        reads.append(1)
+        time.sleep(0.05)
+        return ("generation", len(reads))
+
+    threads = [threading.Thread(target=keycache._current_generation, args=(read,)) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reads) == 1 and keycache._current_generation(read) == ("generation", 1)
+    keycache.forget()
+
+
 def test_cached_key_is_not_queried_again(project, anon_api, django_assert_max_num_queries, monkeypatch):
     from assistants_project.api import keycache
 

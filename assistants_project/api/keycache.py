@@ -32,13 +32,14 @@ _generation: tuple[Any, float] = (None, 0.0)  # (fingerprint, time.monotonic() w
 
 def _current_generation(read: Callable[[], Any]) -> Any:
     global _generation
-    fingerprint, read_at = _generation
-    now = time.monotonic()
-    if fingerprint is None or now - read_at >= GENERATION_CHECK_SECONDS:
-        fingerprint = read()
-        with _lock:
-            _generation = (fingerprint, now)
-    return fingerprint
+    if not generation_stale():
+        return _generation[0]
+    # one thread reads, the requests of the same moment wait for its answer rather than each read it
+    with _lock:
+        if generation_stale():
+            now = time.monotonic()
+            _generation = (read(), now)
+        return _generation[0]
 
 
 def cached_key(key_hash: str, *, load: Callable[[], Any], generation: Callable[[], Any]) -> Any:
