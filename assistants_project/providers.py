@@ -122,10 +122,19 @@ def scrub(text: str, also: Iterable[str] = ()) -> str:
 # the same way), the chunks are OpenAI's already. Read through LiteLLM's stream wrapper, each is parsed into the
 # SDK's objects, then rebuilt into LiteLLM's, and the stream's end rebuilds the whole response, prices it and
 # deep-copies it for logging callbacks nobody here registers (the async wrapper does that in a worker thread): most
-# of a short answer's CPU. The runs (runs/llm.py) and the gateway (gateway/sse.py) read the SDK's server-sent events
-# as JSON instead, as the SDK reads them (``[DONE]`` ends the stream, an ``error`` member is the provider's failure)
+# of a short answer's CPU. ``chunks`` (runs/llm.py) and ``achunks`` (gateway/provider.py) read the SDK's server-sent
+# events as JSON instead, as the SDK reads them (``[DONE]`` ends the stream, an ``error`` member is the provider's failure)
 # and as the wrapper then reads them (finish reasons mapped to OpenAI's; a finish reason "error" is a failure).
 # They read ``Stream._iter_events``, a private name of the SDK: without it they fall back to the wrapper.
+
+class StreamIncomplete(Exception):
+    """The provider's answer ended without a finish reason: incomplete, whatever it streamed (a connection closed
+    cleanly mid-answer, a 200 whose body was no stream at all)."""
+
+    def __init__(self) -> None:
+        super().__init__("The model provider's response ended before it was complete (the stream closed without a "
+                         "finish reason).")
+
 
 class _Done:
     pass
@@ -143,72 +152,94 @@ def sdk_stream(stream):
     return None
 
 
-def _sdk_chunk(event, sdk, wrapper) -> dict | type[_Done] | None:
-    """One server-sent event as the chunk the wrapper would give: _Done at the end, None for nothing."""
-    import openai
-    from litellm.litellm_core_utils.core_helpers import map_finish_reason
+class _Reading:
+    """One stream's reading, for ``chunks`` and ``achunks``: what to iterate, each item as a chunk dict, the last
+    finish reason, and failures mapped as LiteLLM's wrapper maps them."""
 
-    if event.data.startswith("[DONE]"):
-        return _Done
-    chunk = event.json()
-    if not isinstance(chunk, dict):
-        return None
-    if chunk.get("error"):  # as the SDK raises it
-        error = chunk["error"]
-        message = error.get("message") if isinstance(error, dict) else None
-        raise openai.APIError(message=message if isinstance(message, str) and message else
-                              "An error occurred during streaming", request=sdk.response.request, body=error)
-    for choice in chunk.get("choices") or []:
-        reason = choice.get("finish_reason")
-        if reason:
-            if reason == "error":  # the wrapper's own words for it
-                raise Exception(f"{wrapper.custom_llm_provider} raised a streaming error - finish_reason: error, "
-                                "no content string given.")
-            choice["finish_reason"] = map_finish_reason(reason)
-    return chunk
+    def __init__(self, wrapper) -> None:
+        self.wrapper, self.sdk, self.finish = wrapper, sdk_stream(wrapper), None
+        self.source = self.sdk._iter_events() if self.sdk is not None else wrapper
+
+    def chunk(self, item) -> dict | type[_Done] | None:
+        """A server-sent event of the SDK (``_Done`` at the end, None for nothing), or a chunk of the wrapper."""
+        chunk = self._sdk_chunk(item) if self.sdk is not None else item.model_dump()
+        if isinstance(chunk, dict):
+            for choice in chunk.get("choices") or []:
+                self.finish = choice.get("finish_reason") or self.finish
+        return chunk
+
+    def _sdk_chunk(self, event) -> dict | type[_Done] | None:
+        import openai
+        from litellm.litellm_core_utils.core_helpers import map_finish_reason
+
+        if event.data.startswith("[DONE]"):
+            return _Done
+        chunk = event.json()
+        if not isinstance(chunk, dict):
+            return None
+        if chunk.get("error"):  # as the SDK raises it
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, dict) else None
+            raise openai.APIError(message=message if isinstance(message, str) and message else
+                                  "An error occurred during streaming", request=self.sdk.response.request, body=error)
+        for choice in chunk.get("choices") or []:
+            reason = choice.get("finish_reason")
+            if reason:
+                if reason == "error":  # the wrapper's own words for it
+                    raise Exception(f"{self.wrapper.custom_llm_provider} raised a streaming error - finish_reason: "
+                                    "error, no content string given.")
+                choice["finish_reason"] = map_finish_reason(reason)
+        return chunk
+
+    def error(self, exc: Exception) -> Exception:
+        """A failure while reading the SDK's stream directly, mapped as the wrapper maps it (its own are mapped)."""
+        handle = getattr(self.wrapper, "_handle_stream_fallback_error", None)
+        if self.sdk is not None and callable(handle):
+            try:
+                handle(exc)
+            except Exception as mapped:
+                return mapped
+        return exc
+
+    def check_finished(self) -> None:
+        """Through the wrapper, which ends every stream with a chunk that carries a finish reason (inventing "stop"
+        when the provider sent none), what it recorded the provider sent; read directly, the last one seen."""
+        wrapper = self.wrapper
+        if self.sdk is None and hasattr(wrapper, "received_finish_reason"):
+            finished = bool(wrapper.received_finish_reason or getattr(wrapper, "intermittent_finish_reason", None))
+        else:
+            finished = self.finish is not None
+        if not finished:
+            raise StreamIncomplete()
 
 
-def _stream_error(wrapper, exc: Exception) -> Exception:
-    """A failure while reading the SDK's stream directly, mapped to LiteLLM's exceptions as the wrapper maps it."""
-    handle = getattr(wrapper, "_handle_stream_fallback_error", None)
-    if callable(handle):
-        try:
-            handle(exc)
-        except Exception as mapped:
-            return mapped
-    return exc
-
-
-def sdk_chunks(wrapper, sdk) -> Iterator[dict]:
-    """The chunks of ``sdk`` (``sdk_stream(wrapper)``, a sync stream) as dicts; failures as LiteLLM's exceptions."""
+def chunks(wrapper) -> Iterator[dict]:
+    """The chunks of a LiteLLM stream (``completion(stream=True)``) as OpenAI's JSON, with the finish reasons mapped
+    to OpenAI's: an OpenAI-SDK-backed provider's read directly, any other's through the wrapper. Failures are
+    LiteLLM's exceptions; an answer that ends without the provider's finish reason raises StreamIncomplete."""
+    reading = _Reading(wrapper)
     try:
-        for event in sdk._iter_events():
-            chunk = _sdk_chunk(event, sdk, wrapper)
+        for item in reading.source:
+            chunk = reading.chunk(item)
             if chunk is _Done:
-                return
+                break
             if chunk is not None:
                 yield cast(dict, chunk)
     except Exception as exc:
-        raise _stream_error(wrapper, exc) from exc
+        raise reading.error(exc) from exc
+    reading.check_finished()
 
 
-async def asdk_chunks(wrapper, sdk) -> AsyncGenerator[dict, None]:
-    """``sdk_chunks`` for an async stream."""
+async def achunks(wrapper) -> AsyncGenerator[dict, None]:
+    """``chunks`` of an async LiteLLM stream (``acompletion(stream=True)``)."""
+    reading = _Reading(wrapper)
     try:
-        async for event in sdk._iter_events():
-            chunk = _sdk_chunk(event, sdk, wrapper)
+        async for item in reading.source:
+            chunk = reading.chunk(item)
             if chunk is _Done:
-                return
+                break
             if chunk is not None:
                 yield cast(dict, chunk)
     except Exception as exc:
-        raise _stream_error(wrapper, exc) from exc
-
-
-def finished_by_provider(wrapper, seen: str | None, *, direct: bool) -> bool:
-    """Did the provider send a finish reason? Read directly, the last one ``seen``; through the wrapper, which
-    ends every stream with a chunk that carries one, inventing "stop" when the provider sent none (a connection
-    closed cleanly mid-answer, a 200 whose body was no stream at all), what it recorded the provider sent."""
-    if not direct and hasattr(wrapper, "received_finish_reason"):
-        return bool(wrapper.received_finish_reason or getattr(wrapper, "intermittent_finish_reason", None))
-    return seen is not None
+        raise reading.error(exc) from exc
+    reading.check_finished()

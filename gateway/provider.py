@@ -62,23 +62,14 @@ async def chat(kwargs: dict, secrets: list[str]):
 
 
 async def chunks(wrapper, secrets: list[str]) -> AsyncGenerator[dict, None]:
-    """The chunks of a streamed answer (``chat``'s LiteLLM stream wrapper) as OpenAI's JSON: an OpenAI-SDK-backed
-    provider's read directly (``providers.asdk_chunks``), any other's through the wrapper. Every failure is a
-    ProviderError, and so is an answer that ends without the provider's finish reason: it is not complete. The
-    provider stream is closed when this generator ends or is closed."""
-    sdk = providers.sdk_stream(wrapper)
-    source = providers.asdk_chunks(wrapper, sdk) if sdk is not None else (
-        chunk.model_dump() async for chunk in wrapper)
-    finish = None
+    """The chunks of a streamed answer (``chat``'s LiteLLM stream wrapper) as OpenAI's JSON
+    (``providers.achunks``). Every failure is a ProviderError, an answer that ends without the provider's finish
+    reason too (502): it is not complete. The provider stream is closed when this generator ends or is closed."""
+    source = providers.achunks(wrapper)
     try:
         async with aclosing(source):
             async for chunk in source:
-                for choice in chunk.get("choices") or []:
-                    finish = choice.get("finish_reason") or finish
                 yield chunk
-        if not providers.finished_by_provider(wrapper, finish, direct=sdk is not None):
-            raise ProviderError(502, "The model provider's response ended before it was complete (the stream closed "
-                                     "without a finish reason).")
     except Exception as exc:
         raise classify(exc, secrets) from exc
     finally:

@@ -276,23 +276,13 @@ def close_stream(stream) -> None:
                 logger.debug("closing a provider stream failed", exc_info=True)
 
 
-def _chunks(stream) -> tuple[Iterator[dict], bool]:
-    """The stream's chunks as OpenAI's JSON, and whether they are read directly: an OpenAI-SDK-backed provider's
-    server-sent events without LiteLLM's per-chunk wrapper (``providers.sdk_stream``: most of a short run's worker
-    CPU), any other provider's chunks as the wrapper translates them."""
-    sdk = providers.sdk_stream(stream)
-    if sdk is not None:
-        return providers.sdk_chunks(stream, sdk), True
-    return (chunk.model_dump() for chunk in stream), False
-
-
 def _normalize(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
-    """Usage is the provider's own, from its last chunk (stream_options); a stream that ends without a finish
-    reason is a provider failure."""
+    """The provider's chunks (``providers.chunks``: OpenAI-SDK-backed providers read without LiteLLM's per-chunk
+    wrapper, most of a short run's worker CPU) as deltas. Usage is the provider's own, from its last chunk
+    (stream_options); a stream that ends without a finish reason is a provider failure."""
     finish_reason, usage = None, {}
     try:
-        chunks, direct = _chunks(stream)
-        for chunk in chunks:
+        for chunk in providers.chunks(stream):
             heartbeat.progress()
             chunk_usage = chunk.get("usage")
             if chunk_usage:
@@ -309,11 +299,8 @@ def _normalize(stream) -> Iterator[TextDelta | ToolCallDelta | Finish]:
                                             name=function.get("name"), arguments=function.get("arguments") or "")
                 if choice.get("finish_reason"):
                     finish_reason = choice["finish_reason"]
-        if not providers.finished_by_provider(stream, finish_reason, direct=direct):
-            raise ModelError("server_error", "The model provider's response ended before it was complete (the "
-                                             "stream closed without a finish reason).")
-    except ModelError:
-        raise
+    except providers.StreamIncomplete as exc:
+        raise ModelError("server_error", str(exc)) from exc
     except Exception as exc:
         raise _classify(exc) from exc
     finally:

@@ -199,4 +199,3 @@ async def shared_db_call(key, fn, *args):
         task.add_done_callback(done)
         entry = _shared[key] = (loop, task)
     return await asyncio.shield(entry[1])
-
