@@ -123,8 +123,9 @@ def scrub(text: str, also: Iterable[str] = ()) -> str:
 # SDK's objects, then rebuilt into LiteLLM's, and the stream's end rebuilds the whole response, prices it and
 # deep-copies it for logging callbacks nobody here registers (the async wrapper does that in a worker thread): most
 # of a short answer's CPU. ``chunks`` (runs/llm.py) and ``achunks`` (gateway/provider.py) read the SDK's server-sent
-# events as JSON instead, as the SDK reads them (``[DONE]`` ends the stream, an ``error`` member is the provider's failure)
-# and as the wrapper then reads them (finish reasons mapped to OpenAI's; a finish reason "error" is a failure).
+# events as JSON instead, as the SDK reads them (``[DONE]`` ends the stream, an ``error`` member is the provider's
+# failure) and as the wrapper then reads them (finish reasons mapped to OpenAI's; a finish reason "error" is a
+# failure).
 # They read ``Stream._iter_events``, a private name of the SDK: without it they fall back to the wrapper.
 
 class StreamIncomplete(Exception):
