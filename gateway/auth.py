@@ -28,7 +28,7 @@ async def project_for(request) -> Project:
         if cached is None and keycache.generation_stale():
             # the generation goes stale once a second: one read of it for all the requests of that moment, then
             # the cache answers them (rather than each authenticating in turn in asgiref's one thread)
-            await request_context.shared_db_call("api_keys_generation", keycache.refresh_generation,
+            await request_context.shared_db_call("api_keys_generation", keycache.current_generation,
                                                  api_keys_generation)
             cached = keycache.peek(key_hash)
         if cached:  # as tenancy.selectors.api_key_project caches it

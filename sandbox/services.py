@@ -84,18 +84,14 @@ class SessionManager:
     def execute(self, *, project, thread_id: str, code: str, files: ThreadFiles | None = None,
                 on_output: OnOutput | None = None, should_cancel: ShouldCancel | None = None) -> Execution:
         """Run ``code`` in the thread's session (started, with ``files()`` in /mnt/data, when there is none)."""
-        while True:
-            live, state_lost = self._session(project, thread_id, files)
-            with live.lock:
-                if not self._holds(thread_id, live):
-                    continue  # stopped (idle, room, leftovers) between being found and being locked: find again
-                result = live.session.execute(code, on_output=on_output, should_cancel=should_cancel)
-                if result.restarted:
-                    self._container_replace(live, project, thread_id, files)
-                live.last_used = time.monotonic()
-                self._container_touch(live)
-            result.state_lost = state_lost
-            return result
+        with self._locked_session(project, thread_id, files) as (live, state_lost):
+            result = live.session.execute(code, on_output=on_output, should_cancel=should_cancel)
+            if result.restarted:
+                self._container_replace(live, project, thread_id, files)
+            live.last_used = time.monotonic()
+            self._container_touch(live)
+        result.state_lost = state_lost
+        return result
 
     def cancel(self, thread_id: str) -> None:
         """From any thread: stop the thread's call in flight (the call returns error="cancelled")."""
@@ -104,13 +100,8 @@ class SessionManager:
             live.session.cancel()
 
     def file_put(self, *, project, thread_id: str, path: str, data: bytes, files: ThreadFiles | None = None) -> None:
-        while True:
-            live, _ = self._session(project, thread_id, files)
-            with live.lock:
-                if not self._holds(thread_id, live):
-                    continue
-                live.session.upload(_relative(path), data)
-                return
+        with self._locked_session(project, thread_id, files) as (live, _):
+            live.session.upload(_relative(path), data)
 
     def file_get(self, *, thread_id: str, path: str, max_bytes: int | None = None) -> bytes:
         """A file of the thread's live session (``path`` relative to /mnt/data or absolute under it)."""
@@ -178,9 +169,17 @@ class SessionManager:
         return len(idle)
 
     # --- internals ----------------------------------------------------------------------------------------------
-    def _holds(self, thread_id: str, live: _Live) -> bool:
-        with self._lock:
-            return self._live.get(thread_id) is live
+    @contextlib.contextmanager
+    def _locked_session(self, project, thread_id: str, files: ThreadFiles | None):
+        """The thread's session (``_session``: it and whether state was lost), its lock held for the block."""
+        while True:
+            live, state_lost = self._session(project, thread_id, files)
+            with live.lock:
+                with self._lock:
+                    held = self._live.get(thread_id) is live
+                if held:  # else stopped (idle, room, leftovers) between being found and being locked: find again
+                    yield live, state_lost
+                    return
 
     def _session(self, project, thread_id: str, files: ThreadFiles | None) -> tuple[_Live, bool]:
         """The thread's live session, else a new one (a spare or a fresh start) with one new Container record.

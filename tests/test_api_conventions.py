@@ -206,12 +206,12 @@ def test_requests_that_find_the_key_generation_stale_together_read_it_once():
         time.sleep(0.05)
         return ("generation", len(reads))
 
-    threads = [threading.Thread(target=keycache._current_generation, args=(read,)) for _ in range(10)]
+    threads = [threading.Thread(target=keycache.current_generation, args=(read,)) for _ in range(10)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(reads) == 1 and keycache._current_generation(read) == ("generation", 1)
+    assert len(reads) == 1 and keycache.current_generation(read) == ("generation", 1)
     keycache.forget()
 
 

@@ -30,7 +30,9 @@ _lock = threading.Lock()
 _generation: tuple[Any, float] = (None, 0.0)  # (fingerprint, time.monotonic() when read)
 
 
-def _current_generation(read: Callable[[], Any]) -> Any:
+def current_generation(read: Callable[[], Any]) -> Any:
+    """The key generation, read with ``read`` when stale (``peek`` callers, which cannot do I/O, call this in a
+    thread)."""
     global _generation
     if not generation_stale():
         return _generation[0]
@@ -45,7 +47,7 @@ def _current_generation(read: Callable[[], Any]) -> Any:
 def cached_key(key_hash: str, *, load: Callable[[], Any], generation: Callable[[], Any]) -> Any:
     """``load()``'s answer for this key (None = not valid, never cached), from the cache while the key generation
     is unchanged."""
-    current = _current_generation(generation)
+    current = current_generation(generation)
     cache = caches[CACHE_ALIAS]
     entry = cache.get(key_hash)
     if entry is not None and entry[0] == current:
@@ -69,11 +71,6 @@ def forget(key_hash: str | None = None) -> None:
 def generation_stale() -> bool:
     fingerprint, read_at = _generation
     return fingerprint is None or time.monotonic() - read_at >= GENERATION_CHECK_SECONDS
-
-
-def refresh_generation(read: Callable[[], Any]) -> None:
-    """Read the generation now if it is stale (for ``peek`` callers, which cannot do I/O themselves)."""
-    _current_generation(read)
 
 
 def peek(key_hash: str) -> Any:
