@@ -1,6 +1,6 @@
-"""The migrations are in step with the models. Checked inside the test session, on its embedded stack (var/test,
-stopped when the session ends), not as a ``manage.py`` step of ``make test``: that step loaded the default settings,
-so it started Postgres and Redis under the developer's var/ and left them running."""
+"""The migrations are in step with the models. A test rather than a ``manage.py`` step of ``make test``: here it uses
+the session's own stack (var/test, stopped when the session ends), where ``manage.py`` would load the default
+settings and leave Postgres and Redis running under the developer's var/."""
 
 from __future__ import annotations
 
