@@ -1,5 +1,6 @@
 """Time to first text delta through the server minus time to first token of the same LiteLLM call made
-directly, against the fake LLM with a fixed per-token delay; p50/p99 at 1 and at 50 concurrent streams.
+directly, against the fake LLM with a fixed per-token delay; p50/p99 at 1 and at 50 concurrent streams, and where
+the server's time to first delta goes at each level (p50 of each stage, from the run's own timestamps).
 
     ASSISTANTS_DATA_DIR=var/bench .venv/bin/python bench/stream_overhead.py [--samples 100] [--streams 1,50] \
         [KEY=VALUE …]   # serve's environment, e.g. LOG_FORMAT=json LOG_LEVEL=INFO
@@ -11,6 +12,7 @@ ASSISTANTS_DATA_DIR (default var/bench).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -58,15 +60,44 @@ def direct_ttft(base_url: str) -> float:
     return elapsed
 
 
-def server_ttft(http: httpx.Client, assistant_id: str) -> float:
+def server_ttft(http: httpx.Client, assistant_id: str, marks: list | None = None) -> float:
+    """``marks`` gets (run id, wall clock at the request, at the first delta) for ``stages``."""
     thread = http.post("/threads", json={"messages": PROMPT}).json()["id"]
-    started = time.perf_counter()
-    elapsed = None
+    wall, started = time.time(), time.perf_counter()
+    elapsed, run_id, event = None, None, None
     with http.stream("POST", f"/threads/{thread}/runs", json={"assistant_id": assistant_id, "stream": True}) as r:
         for line in r.iter_lines():
-            if elapsed is None and line == "event: thread.message.delta":
-                elapsed = time.perf_counter() - started
+            if line.startswith("event: "):
+                event = line[7:]
+                if elapsed is None and event == "thread.message.delta":
+                    elapsed = time.perf_counter() - started
+            elif run_id is None and event == "thread.run.created" and line.startswith("data: "):
+                run_id = json.loads(line[6:])["id"]
+    if marks is not None:
+        marks.append((run_id, wall, wall + elapsed))
     return elapsed
+
+
+STAGES = ("request → run written (web)", "run written → claimed (broker, worker)",
+          "claimed → first text (worker, model)", "first text → client (relay)")
+
+
+def stages(marks: list) -> list[float]:
+    """p50 of each stage (ms) between the request and the first delta, from the run's created_at (the web's clock
+    as it writes the run), started_at (the worker's as it claims it) and its message's created_at (the worker's as
+    the first text arrives). The task is sent before the run is written, so the second stage may be negative."""
+    with live_mod.e2e_db() as db:
+        rows = {row[0]: [float(v) for v in row[1:]] for row in db.execute(
+            "SELECT r.public_id, extract(epoch FROM r.created_at), extract(epoch FROM r.started_at), "
+            "(SELECT extract(epoch FROM min(m.created_at)) FROM assistants_message m "
+            " WHERE m.run_public_id = r.public_id) FROM runs_run r WHERE r.public_id = ANY(%s)",
+            ([run_id for run_id, _, _ in marks],))}
+    spans: list[list[float]] = [[], [], [], []]
+    for run_id, requested, first in marks:
+        points = [requested, *rows[run_id], first]
+        for i in range(4):
+            spans[i].append(points[i + 1] - points[i])
+    return [statistics.median(span) * 1000 for span in spans]
 
 
 def concurrent(fn, n: int, per_worker: int) -> list:
@@ -111,14 +142,17 @@ def main() -> None:
         for _ in range(5):  # warm both paths (imports, connections)
             direct_ttft(fake_url)
             server_ttft(http, assistant)
-        rows = []
+        rows, stage_rows = [], []
         for streams in [int(n) for n in args.streams.split(",")]:
+            marks: list = []
             if streams == 1:  # direct and server calls alternate, so drift in the machine's speed hits both
-                pairs = concurrent(lambda: (direct_ttft(fake_url), server_ttft(http, assistant)), 1, args.samples)
+                pairs = concurrent(lambda marks=marks: (direct_ttft(fake_url), server_ttft(http, assistant, marks)), 1,
+                                   args.samples)
                 direct, server = [d for d, _ in pairs], [s for _, s in pairs]
             else:  # 50 direct streams at once, then 50 through the server at once
                 direct = concurrent(lambda: direct_ttft(fake_url), streams, 2)
-                server = concurrent(lambda: server_ttft(http, assistant), streams, 2)
+                server = concurrent(lambda marks=marks: server_ttft(http, assistant, marks), streams, 2)
+            stage_rows.append((streams, stages(marks)))
             d50, s50 = statistics.median(direct), statistics.median(server)
             rows.append((streams, len(server), d50 * 1000, pct(direct, 0.99) * 1000, s50 * 1000,
                          pct(server, 0.99) * 1000, (s50 - d50) * 1000, (pct(server, 0.99) - d50) * 1000))
@@ -126,6 +160,10 @@ def main() -> None:
         print("streams samples direct_p50 direct_p99 server_p50 server_p99 overhead_p50 overhead_p99")
         for row in rows:
             print(f"{row[0]:>7} {row[1]:>7} " + " ".join(f"{v:>10.1f}" for v in row[2:]))
+        print("where the server's time to first delta goes: p50 of each stage, ms")
+        print(f"{'streams':>7} " + " | ".join(STAGES))
+        for streams, spans in stage_rows:
+            print(f"{streams:>7} " + " | ".join(f"{v:>{len(name)}.1f}" for name, v in zip(STAGES, spans, strict=True)))
     finally:
         live_mod.stop_serve(serve)
         fake.terminate()
