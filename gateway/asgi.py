@@ -1,9 +1,10 @@
 """The gateway's endpoints served straight from ASGI, beside Django's handler, for the per-request cost.
 
-Django's ASGI handler gives every request a thread-sensitive context, so the sync receivers of its request
-signals and ``response.close`` start a new thread per request: about 1 ms of CPU, more than all of the gateway's
-own work. The gateway's views are async and need none of that (no session, no transaction, and the database only
-when an API key or a project's stored credentials are not cached), so its paths skip the handler: the same
+Django's ASGI handler runs the sync receivers of its request signals and ``response.close`` on a thread of the
+request's (kept across requests: ``assistants_project/request_threads.py``), a hop to another thread and back each,
+which costs more than all of the gateway's own work. The gateway's views are async and need none of that (no
+session, no transaction, and the database only when an API key or a project's stored credentials are not cached),
+so its paths skip the handler: the same
 ``ASGIRequest``, the same URL patterns and views, wrapped in the same ``RequestMiddleware`` as every other request
 (request id, checks, headers, access line, metrics); the database connections such a request takes go back to the
 pool as Django's ``request_finished`` would return them (``request_context.release_connections``). Everything else
