@@ -6,7 +6,8 @@ join it: two thread starts and a join per request, most of the handler's own CPU
 request brings an executor taken from those that earlier requests finished with (Django's handler then uses the
 enclosing context: asgiref's ``ThreadSensitiveContext`` with an executor). A request's sync calls still run one at a
 time on one thread of their own, as Django expects; by the time the handler returns, they have all ended (it waits
-for its view, also when the client leaves), so the executor is idle when it goes back. At most ``KEEP`` idle
+for its view, also when the client leaves), so the executor is idle when it goes back; one whose request was
+cancelled or failed outside Django's own handling is not reused. At most ``KEEP`` idle
 executors are kept: a burst of open streams leaves no more threads than that behind.
 """
 
@@ -29,10 +30,12 @@ def with_request_threads(django_app):
         try:
             async with ThreadSensitiveContext(executor=executor):
                 await django_app(scope, receive, send)
-        finally:
-            if len(idle) < KEEP:
-                idle.append(executor)
-            else:
-                executor.shutdown(wait=False)  # its thread ends once idle; nothing waits for it here
+        except BaseException:  # cancelled (server shutdown) or broken: its thread may still be busy, so not reused
+            executor.shutdown(wait=False)  # the thread ends once idle; nothing waits for it here
+            raise
+        if len(idle) < KEEP:
+            idle.append(executor)
+        else:
+            executor.shutdown(wait=False)
 
     return application
