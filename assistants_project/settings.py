@@ -325,6 +325,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 # below the 60 s read timeout of the Redis client that waits for events (assistants_project/redis.py)
 STREAM_KEEPALIVE_SECONDS = env_seconds("STREAM_KEEPALIVE_SECONDS", 10.0, minimum=0.05, maximum=50.0)
+# The SDKs' *_and_poll helpers' GET of an active run is answered when the run stops where the helper stops (or
+# after this long), not at once (runs/polling.py); 0: answered at once. Below the same 60 s read timeout.
+RUN_POLL_HOLD_SECONDS = env_seconds("RUN_POLL_HOLD_SECONDS", 2.0, minimum=0.0, maximum=50.0)
 
 # --- Deployment: static files, API docs, a TLS-terminating proxy, the broker queue ---------------------------
 # The admin's CSS and JS (and Swagger UI's for /docs) are served by WhiteNoise in every mode (`make run`, the

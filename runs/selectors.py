@@ -26,6 +26,14 @@ def run_get(*, thread: Thread, run_id: str) -> Run:
     return run
 
 
+def run_reread(run: Run) -> Run | None:
+    """The run's row as it is now (None: deleted meanwhile), for a run already found in scope."""
+    fresh = Run.objects.filter(pk=run.pk).first()
+    if fresh is not None:
+        fresh.thread = run.thread
+    return fresh
+
+
 def step_list(*, run: Run) -> QuerySet[RunStep]:
     """Page with ``paginate(..., parent_field="run_id")``."""
     return in_parent(RunStep.objects.all(), parent_field="run_id", parent_id=run.pk)

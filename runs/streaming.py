@@ -3,6 +3,7 @@ web process holds hundreds of open streams without a thread each. Any web replic
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -61,11 +62,31 @@ async def run_events(run_public_id: str, after: str = "0-0"):
         metrics.OPEN_STREAMS.dec()
 
 
-def sse_response(run_public_id: str, after: str = "0-0") -> StreamingHttpResponse:
-    # The relay needs no database: give this request's connection back now, not when the stream ends
-    # (hundreds of open streams would otherwise hold hundreds of idle connections).
+async def wait_for_end(run_public_id: str, after: str, seconds: float) -> bool:
+    """Wait until the run's stream has an end event (requires_action or terminal) after ``after``; False: none
+    came within ``seconds``."""
+    loop = asyncio.get_running_loop()
+    key, cursor, deadline = stream_key(run_public_id), after or "0-0", loop.time() + seconds
+    client = async_redis_client()
+    while (left := deadline - loop.time()) > 0:
+        # (block=0 would wait forever)
+        batch = xread_batches(await client.xread({key: cursor}, block=max(1, round(left * 1000)), count=500))
+        for raw_id, fields in batch[0][1] if batch else ():
+            cursor = raw_id.decode()
+            if fields[b"event"].decode() in END_EVENTS:
+                return True
+    return False
+
+
+def release_connection() -> None:
+    """A response that waits on Redis needs no database: give this request's connection back now, not when the
+    response ends (hundreds of open streams would otherwise hold hundreds of idle connections)."""
     if not connection.in_atomic_block:
         connection.close()
+
+
+def sse_response(run_public_id: str, after: str = "0-0") -> StreamingHttpResponse:
+    release_connection()
     response = StreamingHttpResponse(run_events(run_public_id, after), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

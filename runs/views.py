@@ -47,7 +47,10 @@ class RunViewSet(OpenAIViewSet):
         return _poll_hint(Response(run_out(run)), run)
 
     def retrieve(self, request, thread_id: str, run_id: str):
+        after = polling.hold_cursor(request, run_id)
         run = self._run()
+        if after is not None and polling.holds(run):
+            return polling.held_response(run, after=after)
         return _poll_hint(Response(run_out(run)), run)
 
     def modify(self, request, thread_id: str, run_id: str):

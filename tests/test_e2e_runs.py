@@ -2,6 +2,7 @@
 
 import json
 
+import httpx
 import openai
 import pytest
 
@@ -78,6 +79,37 @@ def test_function_calling_round_trip_with_two_parallel_calls(client, assistant, 
     steps = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id, order="asc").data
     assert [s.type for s in steps] == ["tool_calls", "message_creation"]
     assert [c.function.output for c in steps[0].step_details.tool_calls] == ["sunny", "rainy"]
+
+
+def test_the_poll_helpers_see_each_stop_on_their_first_poll(assistant, live):
+    """A poll helper's GET of an active run is held until the run stops where the helper stops (requires_action,
+    completed), so each *_and_poll takes one poll, however long the model takes; a plain GET is answered at once."""
+    polls: list[str | None] = []
+
+    def count(request: httpx.Request) -> None:
+        if request.method == "GET" and "/runs/run_" in request.url.path:
+            polls.append(request.headers.get("X-Stainless-Poll-Helper"))
+
+    sdk = live.client(http_client=httpx.Client(event_hooks={"request": [count]}))
+    live.fake.add_rule("slow weather", tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}],
+                       first_token_delay=0.6)
+    live.fake.add_rule(lambda body: body["messages"][-1]["role"] == "tool", text="Oslo is cold.",
+                       first_token_delay=0.6)
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "slow weather in Oslo?"}])
+    run = sdk.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "requires_action" and polls == ["true"]
+    call = run.required_action.submit_tool_outputs.tool_calls[0]
+    run = sdk.beta.threads.runs.submit_tool_outputs_and_poll(thread_id=thread.id, run_id=run.id,
+                                                             tool_outputs=[{"tool_call_id": call.id, "output": "-5"}])
+    assert run.status == "completed" and polls == ["true", "true"]
+    assert sdk.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text.value == "Oslo is cold."
+
+    live.fake.add_rule("slow answer", text="Here.", first_token_delay=1.0)
+    sdk.beta.threads.messages.create(thread_id=thread.id, role="user", content="slow answer please")
+    run = sdk.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    assert sdk.beta.threads.runs.retrieve(thread_id=thread.id, run_id=run.id).status in ("queued", "in_progress")
+    assert sdk.beta.threads.runs.poll(thread_id=thread.id, run_id=run.id).status == "completed"
+    assert polls[2:] == [None, "true"]
 
 
 def test_submit_tool_outputs_must_cover_every_call(client, assistant, live):

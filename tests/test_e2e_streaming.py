@@ -264,9 +264,10 @@ def test_100_concurrent_streams(live, client, assistant):
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-def test_node_sdk_streams(live, client, assistant):
+def test_node_sdk_streams_and_polls(live, client, assistant):
     live.fake.add_rule("node weather", tool_calls=[{"name": "get_weather", "arguments": {"city": "Quito"}}])
     live.fake.add_rule(lambda body: body["messages"][-1]["role"] == "tool", text="Quito is springlike.")
+    live.fake.add_rule("node slow poll", text="Slowly.", first_token_delay=0.6)
     assert (ROOT / "node_modules" / "openai").exists(), "run `npm install` (make test does)"
     result = subprocess.run(["node", str(ROOT / "tests" / "node" / "stream.mjs")], capture_output=True, text=True,
                             timeout=120, cwd=ROOT, env={"PATH": "/usr/bin:/bin:/usr/local/bin",
@@ -278,6 +279,8 @@ def test_node_sdk_streams(live, client, assistant):
         "city": "Quito"}
     assert out["firstStatus"] == "requires_action"
     assert out["text"] == "Quito is springlike." and out["finalStatus"] == "completed"
+    # The Node SDK reads a held poll's chunked answer, and sees the end on its first poll.
+    assert out["polledStatus"] == "completed" and out["polls"] == 1
 
 
 def test_keepalive_comment_is_ignored_by_clients():

@@ -1,6 +1,9 @@
 """Runs over HTTP without a worker: shapes, bad input, tenancy. (Execution is covered end to end.)"""
 
+import json
+
 import pytest
+from asgiref.sync import async_to_sync
 
 from runs.models import Run, RunStep
 from tests.schema import assert_list_schema, assert_schema
@@ -148,10 +151,37 @@ def test_create_thread_and_run_is_atomic(api, assistant):
     assert Thread.objects.count() == 0 and Run.objects.count() == 0
 
 
+async def read(response) -> bytes:
+    return b"".join([part async for part in response.streaming_content])
+
+
+def test_a_poll_helpers_get_of_an_active_run_is_answered_after_the_hold_at_most(api, thread, assistant, settings):
+    """No worker here: the run stays queued, so the held GET ends with the hold and the run as it is then."""
+    settings.RUN_POLL_HOLD_SECONDS = 0.3
+    run = create_run(api, thread, assistant).json()
+    url = f"/v1/threads/{thread['id']}/runs/{run['id']}"
+    Run.objects.filter(public_id=run["id"]).update(metadata={"changed": "during the hold"})
+    held = api.get(url, HTTP_X_STAINLESS_POLL_HELPER="true")
+    assert held.status_code == 200 and held["Content-Type"] == "application/json"
+    body = json.loads(async_to_sync(read)(held))
+    assert_schema(body, "RunObject")
+    assert body["id"] == run["id"] and body["status"] == "queued" and body["metadata"] == {"changed": "during the hold"}
+    # The hold was the wait: the next poll may come at once (and be held again).
+    assert held["openai-poll-after-ms"] == "20"
+    # Without the helper's header, or with holding off, the answer comes at once, with the run's hint.
+    assert not api.get(url).streaming and api.get(url).json()["status"] == "queued"
+    settings.RUN_POLL_HOLD_SECONDS = 0
+    plain = api.get(url, HTTP_X_STAINLESS_POLL_HELPER="true")
+    assert not plain.streaming and int(plain["openai-poll-after-ms"]) >= 20
+
+
 def test_tenant_isolation(api, other_api, thread, assistant):
     run = create_run(api, thread, assistant).json()
     other_assistant = other_api.post("/v1/assistants", {"model": "gpt-4o-mini"}, format="json").json()
     assert_error(other_api.get(f"/v1/threads/{thread['id']}/runs/{run['id']}"), 404)
+    # A poll helper's GET, which may be held for an active run of the caller's, answers another's run as unknown.
+    assert_error(other_api.get(f"/v1/threads/{thread['id']}/runs/{run['id']}", HTTP_X_STAINLESS_POLL_HELPER="true"),
+                 404)
     assert_error(other_api.get(f"/v1/threads/{thread['id']}/runs"), 404)
     assert_error(other_api.post(f"/v1/threads/{thread['id']}/runs/{run['id']}/cancel"), 404)
     # Another project's assistant reads as unknown too.

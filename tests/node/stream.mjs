@@ -1,8 +1,16 @@
 // The Node SDK against our server: runs.stream() with textDelta / toolCallDelta handlers and finalRun(),
-// then submitToolOutputsStream(). Prints one JSON line for the pytest suite to check.
+// then submitToolOutputsStream(), then createAndPoll() of a slow run (its poll is held until the run ends).
+// Prints one JSON line for the pytest suite to check.
 import OpenAI from "openai";
 
-const client = new OpenAI({ baseURL: process.env.BASE_URL, apiKey: process.env.API_KEY, maxRetries: 0 });
+let polls = 0;
+const countingFetch = (url, init) => {
+  if ((init?.method ?? "GET") === "GET" && /\/runs\/run_/.test(String(url))) polls += 1;
+  return fetch(url, init);
+};
+const client = new OpenAI({
+  baseURL: process.env.BASE_URL, apiKey: process.env.API_KEY, maxRetries: 0, fetch: countingFetch,
+});
 const thread = await client.beta.threads.create({ messages: [{ role: "user", content: "node weather please" }] });
 
 let toolCallDeltaArgs = "";
@@ -21,4 +29,10 @@ const second = client.beta.threads.runs
   .on("textDelta", (delta) => { text += delta.value; });
 const finalRun = await second.finalRun();
 
-console.log(JSON.stringify({ toolCallDeltaArgs, firstStatus: firstRun.status, text, finalStatus: finalRun.status }));
+await client.beta.threads.messages.create(thread.id, { role: "user", content: "node slow poll" });
+const polled = await client.beta.threads.runs.createAndPoll(thread.id, { assistant_id: process.env.ASSISTANT_ID });
+
+console.log(JSON.stringify({
+  toolCallDeltaArgs, firstStatus: firstRun.status, text, finalStatus: finalRun.status,
+  polledStatus: polled.status, polls,
+}));
