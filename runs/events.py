@@ -76,17 +76,23 @@ def emit_on_commit(run_public_id: str, event: str, data: dict) -> None:
     transaction.on_commit(lambda: emit(run_public_id, event, data))
 
 
-def last_event_id(run_public_id: str) -> str:
-    """The id of the newest event so far ("0-0" when none): a stream that starts now reads after it."""
-    try:
-        entries = stream_entries(redis_client().xrevrange(stream_key(run_public_id), count=1))
-    except Exception:
-        logger.exception("could not read the stream of %s", run_public_id)
-        return "0-0"
+def newest_event_id(run_public_id: str) -> str:
+    """The id of the newest event so far ("0-0" when none): a stream that starts now reads after it. Raises when
+    Redis cannot be read."""
+    entries = stream_entries(redis_client().xrevrange(stream_key(run_public_id), count=1))
     if not entries:
         return "0-0"
     entry_id = entries[0][0]
     return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+
+def last_event_id(run_public_id: str) -> str:
+    """``newest_event_id``, or "0-0" (the whole stream) when Redis cannot be read."""
+    try:
+        return newest_event_id(run_public_id)
+    except Exception:
+        logger.exception("could not read the stream of %s", run_public_id)
+        return "0-0"
 
 
 def request_cancel(run_public_id: str) -> None:

@@ -175,6 +175,22 @@ def test_a_poll_helpers_get_of_an_active_run_is_answered_after_the_hold_at_most(
     assert not plain.streaming and int(plain["openai-poll-after-ms"]) >= 20
 
 
+def test_a_poll_helpers_get_is_answered_at_once_when_redis_is_unreachable(api, thread, assistant, settings,
+                                                                          monkeypatch):
+    import redis
+
+    settings.RUN_POLL_HOLD_SECONDS = 0.3
+    run = create_run(api, thread, assistant).json()
+
+    class Down:
+        def xrevrange(self, *args, **kwargs):
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6399. Connection refused.")
+
+    monkeypatch.setattr("runs.events.redis_client", lambda: Down())
+    response = api.get(f"/v1/threads/{thread['id']}/runs/{run['id']}", HTTP_X_STAINLESS_POLL_HELPER="true")
+    assert response.status_code == 200 and not response.streaming and response.json()["status"] == "queued"
+
+
 def test_tenant_isolation(api, other_api, thread, assistant):
     run = create_run(api, thread, assistant).json()
     other_assistant = other_api.post("/v1/assistants", {"model": "gpt-4o-mini"}, format="json").json()
