@@ -29,6 +29,13 @@ def _frame(entry_id: str, event: str, data: str) -> bytes:
     return f"id: {entry_id}\nevent: {event}\ndata: {data}\n\n".encode()
 
 
+async def _read(client, key: str, cursor: str, block_ms: int) -> list[tuple[str, str, str]]:
+    """The stream's entries after ``cursor`` as (id, event, data), waiting up to ``block_ms`` for one (none: [])."""
+    batch = xread_batches(await client.xread({key: cursor}, block=block_ms, count=500))
+    return [(raw_id.decode(), fields[b"event"].decode(), fields[b"data"].decode())
+            for raw_id, fields in (batch[0][1] if batch else ())]
+
+
 async def run_events(run_public_id: str, after: str = "0-0"):
     """Every event after ``after`` up to and including the next end event (requires_action or terminal)."""
     key, cursor = stream_key(run_public_id), after or "0-0"
@@ -37,16 +44,14 @@ async def run_events(run_public_id: str, after: str = "0-0"):
     try:
         client = async_redis_client()
         while True:
-            batch = xread_batches(await client.xread({key: cursor}, block=block_ms, count=500))
-            if not batch:
+            entries = await _read(client, key, cursor, block_ms)
+            if not entries:
                 yield KEEP_ALIVE
                 continue
             # What one read brings goes out in one write (one send, not one per event), with the same bytes
             frames = []
-            for raw_id, fields in batch[0][1]:
-                cursor = raw_id.decode()
-                event = fields[b"event"].decode()
-                frames.append(_frame(cursor, event, fields[b"data"].decode()))
+            for cursor, event, data in entries:
+                frames.append(_frame(cursor, event, data))
                 if event in END_EVENTS:
                     frames.append(DONE)
                     yield b"".join(frames)
@@ -62,20 +67,17 @@ async def run_events(run_public_id: str, after: str = "0-0"):
         metrics.OPEN_STREAMS.dec()
 
 
-async def wait_for_end(run_public_id: str, after: str, seconds: float) -> bool:
-    """Wait until the run's stream has an end event (requires_action or terminal) after ``after``; False: none
-    came within ``seconds``."""
+async def wait_for_end(run_public_id: str, after: str, seconds: float) -> None:
+    """Return once the run's stream has an end event (requires_action or terminal) after ``after``, or after
+    ``seconds``."""
     loop = asyncio.get_running_loop()
     key, cursor, deadline = stream_key(run_public_id), after or "0-0", loop.time() + seconds
     client = async_redis_client()
     while (left := deadline - loop.time()) > 0:
-        # (block=0 would wait forever)
-        batch = xread_batches(await client.xread({key: cursor}, block=max(1, round(left * 1000)), count=500))
-        for raw_id, fields in batch[0][1] if batch else ():
-            cursor = raw_id.decode()
-            if fields[b"event"].decode() in END_EVENTS:
-                return True
-    return False
+        entries = await _read(client, key, cursor, max(1, round(left * 1000)))  # (block=0 would wait forever)
+        if any(event in END_EVENTS for _, event, _ in entries):
+            return
+        cursor = entries[-1][0] if entries else cursor
 
 
 def release_connection() -> None:
