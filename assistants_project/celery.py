@@ -16,9 +16,9 @@ logs.connect_celery()  # a task carries the log context (request_id, …) of who
 @worker_init.connect
 def _preload(**kwargs):
     """Load what the first run or file would otherwise wait for (LiteLLM's import, the tokenizer's tables: a few
-    seconds together) before the worker takes tasks."""
-    import litellm  # noqa: F401
-
+    seconds together) before the worker takes tasks; then settle the heap (heap.py)."""
+    from assistants_project import heap
     from retrieval.tokens import get_encoding
 
     get_encoding()
+    heap.settle()
