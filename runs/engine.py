@@ -121,11 +121,8 @@ class Turn:
     def close_message(self, *, incomplete_reason: str | None = None, usage: dict | None = None,
                       step_status: str = RunStep.Status.COMPLETED, final: bool = False) -> None:
         """``final``: the run's answer, which carries what its tool calls make of the text (file_search:
-        citations)."""
-        if self.replay:  # ended before re-producing all the crashed attempt streamed
-            mine = self._diverged()
-            if mine:
-                self._open_message(mine)
+        citations). In a caller's transaction, the rows and their events land with it (at its commit)."""
+        self.end_replay()
         if self.message is None or self.message.status != Message.Status.IN_PROGRESS:
             return
         now = timezone.now()
@@ -139,12 +136,21 @@ class Turn:
             reason=incomplete_reason)
         step_fields = lifecycle.step_enter(step, step_status, now)
         step.usage = usage or dict(ZERO_USAGE)
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             message.save(update_fields=["content", *message_fields])
             step.save(update_fields=[*step_fields, "usage"])
-        added = (ev.PartsAdded(message.public_id, 1, tuple(parts)),) if parts else ()
-        events.publish(self.run.public_id, *added, ev.MessageStatus(message),
-                       ev.StepStatus(step, tuple(self.run.include)))
+            added = (ev.PartsAdded(message.public_id, 1, tuple(parts)),) if parts else ()
+            events.publish_on_commit(self.run.public_id, *added, ev.MessageStatus(message),
+                                     ev.StepStatus(step, tuple(self.run.include)))
+
+    def end_replay(self) -> None:
+        """The turn ended before re-producing all the crashed attempt streamed: the message it continued closes
+        as shown, and this attempt's text goes to a new one (``_diverged``). Not in a caller's transaction: what
+        it shows and writes must not wait for a later commit."""
+        if self.replay:
+            mine = self._diverged()
+            if mine:
+                self._open_message(mine)
 
     # --- tool calls --------------------------------------------------------------------------------
     def add_call_delta(self, delta: llm.ToolCallDelta) -> None:
@@ -308,19 +314,30 @@ def _execute(run: Run) -> None:
                 return
         turn = _model_turn(run, number, budget, carry if number == done + 1 else None)
         usage = _add(usage, turn.usage)
-        Run.objects.filter(pk=run.pk).update(usage=usage)
-        if turn.finish == "length" and not turn.calls:
-            turn.close_message(incomplete_reason="max_tokens", usage=turn.usage)
-            lifecycle.run_finish(run=run, status=Run.Status.INCOMPLETE, usage=usage,
-                                incomplete_details={"reason": "max_completion_tokens"})
-            return
         if not turn.calls:
-            turn.close_message(usage=turn.usage, final=True)
-            lifecycle.run_finish(run=run, status=Run.Status.COMPLETED, usage=usage)
+            _finish_with(run, turn, usage)
             return
+        Run.objects.filter(pk=run.pk).update(usage=usage)
         turn.close_message()
         if _after_tool_calls(run, turn, usage):
             return
+
+
+def _finish_with(run: Run, turn: Turn, usage: dict) -> None:
+    """The run's last turn: its message and step close and the run ends in one transaction, and their events go
+    out in one write at its commit (a worker killed before the commit leaves the turn for the redelivery to redo;
+    nothing of its end was shown)."""
+    turn.end_replay()
+    with transaction.atomic():
+        if turn.finish == "length":
+            turn.close_message(incomplete_reason="max_tokens", usage=turn.usage)
+            won = lifecycle.run_finish(run=run, status=Run.Status.INCOMPLETE, usage=usage,
+                                       incomplete_details={"reason": "max_completion_tokens"})
+        else:
+            turn.close_message(usage=turn.usage, final=True)
+            won = lifecycle.run_finish(run=run, status=Run.Status.COMPLETED, usage=usage)
+        if not won:  # cancelled meanwhile (run_execute ends it): the turn's tokens were spent all the same
+            Run.objects.filter(pk=run.pk).update(usage=usage)
 
 
 def _model_turn(run: Run, number: int, max_tokens: int | None, carry: Turn | None = None) -> Turn:

@@ -39,11 +39,33 @@ def publish(run_public_id: str, *happened: RunEvent) -> None:
         emit_many(run_public_id, items)
 
 
+class _OnCommit:
+    """The events one transaction publishes for a run, appended together once it commits."""
+
+    def __init__(self, run_public_id: str, items: list[tuple[str, dict]]) -> None:
+        self.run_public_id, self.items = run_public_id, items
+
+    def __call__(self) -> None:
+        emit_many(self.run_public_id, self.items)
+
+
 def publish_on_commit(run_public_id: str, *happened: RunEvent) -> None:
-    """Rendered now (the state as of this moment), appended once the transaction commits."""
+    """Rendered now (the state as of this moment), appended once the transaction commits (at once outside one).
+    What a transaction publishes for a run in a row goes out in one round trip: a run's last turn (its message,
+    step and end) or a cancel closing open items, one write to Redis and one wake-up of each stream reader."""
     items = [item for event in happened for item in render(event)]
-    for event, data in items:
-        emit_on_commit(run_public_id, event, data)
+    if not items:
+        return
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and connection.run_on_commit:
+        savepoints, latest, _ = connection.run_on_commit[-1]
+        # Joined only at the same savepoint depth: a savepoint's rollback drops the callbacks registered in it,
+        # so events published inside one must not ride on a callback from outside it.
+        if (isinstance(latest, _OnCommit) and latest.run_public_id == run_public_id
+                and savepoints == set(connection.savepoint_ids)):
+            latest.items += items
+            return
+    transaction.on_commit(_OnCommit(run_public_id, items))
 
 
 def emit(run_public_id: str, event: str, data: dict) -> str | None:
@@ -61,19 +83,17 @@ def emit(run_public_id: str, event: str, data: dict) -> str | None:
 
 
 def emit_many(run_public_id: str, items: list[tuple[str, dict]]) -> None:
-    """Several events in one round trip, in order."""
+    """Several events in one round trip, in order (with the stream's expiry after a terminal one)."""
     try:
         pipe = redis_client().pipeline(transaction=False)
         for event, data in items:
             pipe.xadd(stream_key(run_public_id), {"event": event, "data": json.dumps(data)},
                       maxlen=STREAM_MAXLEN, approximate=True)
+        if any(event in TERMINAL_RUN_EVENTS for event, _ in items):
+            pipe.expire(stream_key(run_public_id), STREAM_TTL_SECONDS)
         pipe.execute()
     except Exception:
         logger.exception("could not publish %d events for %s", len(items), run_public_id)
-
-
-def emit_on_commit(run_public_id: str, event: str, data: dict) -> None:
-    transaction.on_commit(lambda: emit(run_public_id, event, data))
 
 
 def newest_event_id(run_public_id: str) -> str:

@@ -205,7 +205,7 @@ def run_finish(*, run: Run, status: str, now=None, **fields) -> bool:
     now = now or timezone.now()
     for name, value in entering(status, now).items():
         fields.setdefault(name, value)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # in the engine's transaction (its last turn), no savepoint
         won = Run.objects.filter(pk=run.pk, status=S.IN_PROGRESS, claimed_by=run.claimed_by).update(
             status=status, **fields)
         if not won:

@@ -197,3 +197,62 @@ def test_a_worker_killed_as_it_opens_its_message_does_not_stream_the_first_token
     assert _streamed_deltas(run) == "Hello, world!"
     assert [m.content[0]["text"]["value"] for m in Message.objects.filter(run_public_id=run.public_id)] == [
         "Hello, world!"]
+
+
+def _stream_events(run) -> list[str]:
+    return [fields[b"event"].decode() for _, fields in redis_client().xrange(events.stream_key(run.public_id))]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_as_the_run_ends_shows_no_closed_message_and_the_redelivery_ends_it_once(run, monkeypatch):
+    """The last turn's message and step close and the run ends in one transaction, whose events go out at its
+    commit: a worker killed inside it leaves no completed message or step beside a run still in progress, in the
+    rows or on the stream, and the redelivered attempt completes each once."""
+    _model(monkeypatch, llm.TextDelta("Hello"), llm.TextDelta(", world!"))
+
+    class Killed(BaseException):
+        pass
+
+    def die(*args, **kwargs):
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(lifecycle, "_entered", die)  # after the run's finishing UPDATE, before the commit
+        with pytest.raises(Killed):
+            engine.run_execute(run_id=run.pk, task_id=run.claimed_by)
+    assert Run.objects.get(pk=run.pk).status == Run.Status.IN_PROGRESS
+    assert [m.status for m in Message.objects.filter(run_public_id=run.public_id)] == ["in_progress"]
+    assert [s.status for s in RunStep.objects.filter(run=run)] == ["in_progress"]
+    shown = _stream_events(run)
+    assert "thread.message.delta" in shown
+    assert not {"thread.message.completed", "thread.run.step.completed", "thread.run.completed"} & set(shown)
+
+    engine.run_execute(run_id=run.pk, task_id=run.claimed_by)  # the redelivery
+    assert Run.objects.get(pk=run.pk).status == Run.Status.COMPLETED
+    assert [(m.content[0]["text"]["value"], m.status) for m in Message.objects.filter(run_public_id=run.public_id)
+            ] == [("Hello, world!", "completed")]
+    ends = [e for e in _stream_events(run) if e.endswith((".completed", ".incomplete", ".failed"))]
+    assert ends == ["thread.message.completed", "thread.run.step.completed", "thread.run.completed"]
+    assert _streamed_deltas(run) == "Hello, world!"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_published_in_a_transaction_go_out_at_its_commit_without_a_rolled_back_savepoints(run):
+    from django.db import transaction
+
+    from runs import event_model as ev
+
+    def publish(status):
+        run.status = status
+        events.publish_on_commit(run.public_id, ev.RunStatus(run))
+
+    before = _stream_events(run)  # the run's creation
+    with transaction.atomic():
+        publish(Run.Status.IN_PROGRESS)
+        with pytest.raises(RuntimeError), transaction.atomic():
+            publish(Run.Status.CANCELLING)
+            raise RuntimeError
+        publish(Run.Status.COMPLETED)
+        assert _stream_events(run) == before  # not before the commit
+    assert _stream_events(run) == [*before, "thread.run.in_progress", "thread.run.completed"]
+    assert 0 < redis_client().ttl(events.stream_key(run.public_id)) <= events.STREAM_TTL_SECONDS  # ended: expires
