@@ -1,5 +1,5 @@
 """`manage.py serve` (what `make run` runs): prints a first key once, stops every child on SIGTERM, and a
-second start reuses the same data."""
+second start (with two worker processes) reuses the same data."""
 
 import os
 import re
@@ -18,11 +18,11 @@ from tests.live import ROOT, free_port, wait_ready
 pytestmark = pytest.mark.e2e
 
 
-def start(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
+def start(data_dir: Path, port: int, log: Path, **extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "REDIS_URL", "ASSISTANTS_API_KEY", "MODEL_ALIASES_FILE")}
     env.update(ASSISTANTS_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="assistants_project.settings",
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", **extra)
     return subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
@@ -53,12 +53,18 @@ def test_first_key_printed_once_clean_stop_and_restart_keeps_data(tmp_path_facto
         assert not [pid for pid in children if psutil.pid_exists(pid)
                     and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
 
-        proc = start(data_dir, port, log)
+        proc = start(data_dir, port, log, WORKER_PROCESSES="2")  # a second worker process beside the first
         wait_ready(base, proc, log)
         assert len(re.findall(r"Your API key", log.read_text())) == 1  # not printed again
         fetched = httpx.get(f"{base}/assistants/{created['id']}", headers=headers)
         assert fetched.status_code == 200 and fetched.json()["name"] == "kept"
-        stop(proc)
+        workers = [" ".join(c.cmdline()) for c in psutil.Process(proc.pid).children()
+                   if "celery" in " ".join(c.cmdline()) and " worker " in " ".join(c.cmdline())]
+        assert len(workers) == 2 and sum("--hostname worker2@%h" in cmd for cmd in workers) == 1  # own node names
+        children = stop(proc)
+        time.sleep(0.5)
+        assert not [pid for pid in children if psutil.pid_exists(pid)
+                    and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
         # serve started the embedded Postgres and Redis, so it stopped them too.
         assert not (data_dir / "postgres" / "postmaster.pid").exists()
     finally:

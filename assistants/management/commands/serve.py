@@ -17,24 +17,28 @@ from assistants_project import embedded
 from assistants_project.bootstrap import BootstrapError, prepare
 
 
-def process_commands(*, host: str, port: int, web_workers: int) -> dict[str, list[str]]:
-    """The three kinds of process, as run here side by side or one per container (deploy/entrypoint.sh)."""
+def process_commands(*, host: str, port: int, web_workers: int, worker_processes: int = 1) -> dict[str, list[str]]:
+    """The three kinds of process, as run here side by side or one per container (deploy/entrypoint.sh);
+    ``worker_processes`` > 1 adds workers beside the first (``worker2``, …), each its own node on the broker."""
     python = sys.executable
     web = [python, "-m", "uvicorn", "assistants_project.asgi:application", "--host", host, "--port", str(port),
            "--lifespan", "off", "--timeout-graceful-shutdown", "5"]
     if web_workers > 1:
         web += ["--workers", str(web_workers)]
-    return {
+    worker = [python, "-m", "celery", "-A", "assistants_project", "worker",
+              "--pool", os.environ.get("WORKER_POOL", "threads"),
+              "--concurrency", os.environ.get("WORKER_CONCURRENCY", "16"),
+              "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+    commands = {
+        # the node name is unique per worker on one broker (containers differ by hostname; processes on one host do not)
         "web": web,
-        "worker": [python, "-m", "celery", "-A", "assistants_project", "worker",
-                   "--pool", os.environ.get("WORKER_POOL", "threads"),
-                   "--concurrency", os.environ.get("WORKER_CONCURRENCY", "16"),
-                   "--loglevel", "INFO", "--without-mingle", "--without-gossip",
-                   # unique per worker on one broker (containers differ by hostname; processes on one host do not)
-                   *(["--hostname", os.environ["WORKER_NAME"]] if os.environ.get("WORKER_NAME") else [])],
+        "worker": [*worker, *(["--hostname", os.environ["WORKER_NAME"]] if os.environ.get("WORKER_NAME") else [])],
         "beat": [python, "-m", "celery", "-A", "assistants_project", "beat", "--loglevel", "INFO",
                  "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
     }
+    for n in range(2, worker_processes + 1):
+        commands[f"worker{n}"] = [*worker, "--hostname", f"worker{n}@%h"]
+    return commands
 
 
 class Command(BaseCommand):
@@ -45,6 +49,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")),
                             help="uvicorn worker processes (default: WEB_CONCURRENCY or 1)")
+        parser.add_argument("--worker-processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", "1")),
+                            help="Celery worker processes (default: WORKER_PROCESSES or 1)")
         parser.add_argument("--no-worker", action="store_true", help="web only")
         parser.add_argument("--no-beat", action="store_true", help="no periodic tasks")
         parser.add_argument("--no-prepare", action="store_true",
@@ -52,9 +58,11 @@ class Command(BaseCommand):
         parser.add_argument("--exec", dest="exec_role", choices=["web", "worker", "beat"],
                             help="become this one process (no migrations, no supervisor): one role per container")
 
-    def handle(self, *args, host: str, port: int, web_workers: int, no_worker: bool, no_beat: bool,
-               no_prepare: bool, exec_role: str | None, **options):
-        commands = process_commands(host=host, port=port, web_workers=web_workers)
+    def handle(self, *args, host: str, port: int, web_workers: int, worker_processes: int, no_worker: bool,
+               no_beat: bool, no_prepare: bool, exec_role: str | None, **options):
+        if worker_processes < 1:
+            raise CommandError("WORKER_PROCESSES (--worker-processes) must be at least 1.")
+        commands = process_commands(host=host, port=port, web_workers=web_workers, worker_processes=worker_processes)
         metrics_dir(clean_all=not exec_role)
         if exec_role:
             self.stdout.flush()
@@ -65,7 +73,7 @@ class Command(BaseCommand):
             except BootstrapError as exc:
                 raise CommandError(str(exc)) from None
         if no_worker:
-            del commands["worker"]
+            commands = {name: cmd for name, cmd in commands.items() if not name.startswith("worker")}
         if no_beat:
             del commands["beat"]
         children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
