@@ -228,8 +228,8 @@ def rss_mb(stack_pid: int) -> dict:
         cmd = " ".join(child.cmdline())
         role = "web" if "uvicorn" in cmd else "worker" if " worker" in cmd else "beat" if " beat" in cmd else None
         if role:
-            procs = [child, *child.children(recursive=True)]
-            out[role] = round(sum(p.memory_info().rss for p in procs) / 2**20, 1)
+            procs = [child, *child.children(recursive=True)]  # several workers (WORKER_PROCESSES): their sum
+            out[role] = round(out.get(role, 0) + sum(p.memory_info().rss for p in procs) / 2**20, 1)
     return out
 
 

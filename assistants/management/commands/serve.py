@@ -30,8 +30,8 @@ def process_commands(*, host: str, port: int, web_workers: int, worker_processes
               "--concurrency", os.environ.get("WORKER_CONCURRENCY", "16"),
               "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
     commands = {
-        # the node name is unique per worker on one broker (containers differ by hostname; processes on one host do not)
         "web": web,
+        # the node name is unique per worker on one broker (containers differ by hostname; processes on one host do not)
         "worker": [*worker, *(["--hostname", os.environ["WORKER_NAME"]] if os.environ.get("WORKER_NAME") else [])],
         "beat": [python, "-m", "celery", "-A", "assistants_project", "beat", "--loglevel", "INFO",
                  "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
