@@ -7,11 +7,13 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from assistants.models import Assistant, Message, Thread
 from assistants_project.redis import redis_client
 from runs import engine, events, lifecycle, llm, services, sweeper
+from runs import event_model as ev
 from runs.models import Run, RunStep
 
 pytestmark = pytest.mark.django_db
@@ -237,11 +239,7 @@ def test_a_worker_killed_as_the_run_ends_shows_no_closed_message_and_the_redeliv
 
 
 @pytest.mark.django_db(transaction=True)
-def test_events_published_in_a_transaction_go_out_at_its_commit_without_a_rolled_back_savepoints(run):
-    from django.db import transaction
-
-    from runs import event_model as ev
-
+def test_events_published_in_a_transaction_go_out_at_its_commit_without_those_of_a_rolled_back_savepoint(run):
     def publish(status):
         run.status = status
         events.publish_on_commit(run.public_id, ev.RunStatus(run))
