@@ -32,11 +32,7 @@ def cancel_key(run_public_id: str) -> str:
 
 def publish(run_public_id: str, *happened: RunEvent) -> None:
     """Render what happened and append it, in order, in one round trip."""
-    items = [item for event in happened for item in render(event)]
-    if len(items) == 1:
-        emit(run_public_id, *items[0])
-    elif items:
-        emit_many(run_public_id, items)
+    _append(run_public_id, [item for event in happened for item in render(event)])
 
 
 class _OnCommit:
@@ -46,7 +42,7 @@ class _OnCommit:
         self.run_public_id, self.items = run_public_id, items
 
     def __call__(self) -> None:
-        emit_many(self.run_public_id, self.items)
+        _append(self.run_public_id, self.items)
 
 
 def publish_on_commit(run_public_id: str, *happened: RunEvent) -> None:
@@ -68,29 +64,24 @@ def publish_on_commit(run_public_id: str, *happened: RunEvent) -> None:
     transaction.on_commit(_OnCommit(run_public_id, items))
 
 
-def emit(run_public_id: str, event: str, data: dict) -> str | None:
-    """Append one event; returns its stream id. Losing an event must never fail a run: log and go on."""
+def _append(run_public_id: str, items: list[tuple[str, dict]]) -> None:
+    """Append the events in order, in one round trip, with the stream's expiry after a terminal one. Losing an event
+    must never fail a run: log and go on."""
+    if not items:
+        return
+    key = stream_key(run_public_id)
+    ends = any(event in TERMINAL_RUN_EVENTS for event, _ in items)
     try:
         client = redis_client()
-        entry_id = client.xadd(stream_key(run_public_id), {"event": event, "data": json.dumps(data)},
-                               maxlen=STREAM_MAXLEN, approximate=True)
-        if event in TERMINAL_RUN_EVENTS:
-            client.expire(stream_key(run_public_id), STREAM_TTL_SECONDS)
-        return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    except Exception:
-        logger.exception("could not publish %s for %s", event, run_public_id)
-        return None
-
-
-def emit_many(run_public_id: str, items: list[tuple[str, dict]]) -> None:
-    """Several events in one round trip, in order (with the stream's expiry after a terminal one)."""
-    try:
-        pipe = redis_client().pipeline(transaction=False)
+        if len(items) == 1 and not ends:  # mostly a text delta, the hottest path: no pipeline
+            event, data = items[0]
+            client.xadd(key, {"event": event, "data": json.dumps(data)}, maxlen=STREAM_MAXLEN, approximate=True)
+            return
+        pipe = client.pipeline(transaction=False)
         for event, data in items:
-            pipe.xadd(stream_key(run_public_id), {"event": event, "data": json.dumps(data)},
-                      maxlen=STREAM_MAXLEN, approximate=True)
-        if any(event in TERMINAL_RUN_EVENTS for event, _ in items):
-            pipe.expire(stream_key(run_public_id), STREAM_TTL_SECONDS)
+            pipe.xadd(key, {"event": event, "data": json.dumps(data)}, maxlen=STREAM_MAXLEN, approximate=True)
+        if ends:
+            pipe.expire(key, STREAM_TTL_SECONDS)
         pipe.execute()
     except Exception:
         logger.exception("could not publish %d events for %s", len(items), run_public_id)
