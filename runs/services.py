@@ -28,8 +28,8 @@ from tenancy.models import Project
 logger = logging.getLogger(__name__)
 
 
-def _active_run_error(thread: Thread, run_id: str) -> InvalidRequest:
-    return InvalidRequest(f"Thread {thread.public_id} already has an active run {run_id}.")
+def _active_run_error(thread_id: str, run_id: str) -> InvalidRequest:
+    return InvalidRequest(f"Thread {thread_id} already has an active run {run_id}.")
 
 
 def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: bool | None = None,
@@ -38,38 +38,39 @@ def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: b
     """Write the run as ``queued`` (copying the effective model, instructions and tools) and enqueue it.
     ``lead_events`` (``runs.event_model``) open its stream. ``savepoint=False``: as ``thread_create``'s."""
     limits.check_run_start(project, active_runs=lambda: selectors.active_run_count(project=project))
-    with transaction.atomic(savepoint=savepoint):
-        # The thread's row lock serialises creators (a run, a message) on the thread.
-        thread, assistant = thread_for_run(project=project, thread_id=thread_id, assistant_id=assistant_id)
-        if thread.active_run_id is not None:
-            raise _active_run_error(thread, thread.active_run_id)
-        if assistant is None:
-            raise NotFoundError(f"No assistant found with id '{assistant_id}'.")
-        fields = _effective_options(assistant, options)
-        for index, message in enumerate(additional_messages or []):
-            try:
-                message_create(thread=thread, **message)
-            except OpenAIError as exc:
-                exc.param = f"additional_messages[{index}].{exc.param}" if exc.param else "additional_messages"
-                raise
-        run_pk, task_id = _send_early()
+    try:
+        with transaction.atomic(savepoint=savepoint):
+            # The thread's row lock serialises creators (a run, a message) on the thread.
+            thread, assistant = thread_for_run(project=project, thread_id=thread_id, assistant_id=assistant_id)
+            if thread.active_run_id is not None:
+                raise _active_run_error(thread_id, thread.active_run_id)
+            if assistant is None:
+                raise NotFoundError(f"No assistant found with id '{assistant_id}'.")
+            fields = _effective_options(assistant, options)
+            for index, message in enumerate(additional_messages or []):
+                try:
+                    message_create(thread=thread, **message)
+                except OpenAIError as exc:
+                    exc.param = f"additional_messages[{index}].{exc.param}" if exc.param else "additional_messages"
+                    raise
+            run_pk, task_id = _send_early()
+            run = Run.objects.create(
+                pk=run_pk, project=project, thread=thread, assistant=assistant,
+                assistant_public_id=assistant.public_id,
+                expires_at=timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS),
+                include=list(include or []), claimed_by=task_id,
+                sealed_credentials=provider_credentials.sealed_request(), **fields)
+            # Before the commit, so before the worker can claim the run: these precede whatever it emits.
+            events.publish(run.public_id, *lead_events, ev.RunCreated(run), ev.RunStatus(run))
+    except IntegrityError as exc:
         # The thread's row lock serialises creators, but the active-run subquery above may read the snapshot from
         # before the lock wait; the database's one-active-run constraint is the backstop, answered as OpenAI does.
-        try:
-            with transaction.atomic():
-                run = Run.objects.create(
-                    pk=run_pk, project=project, thread=thread, assistant=assistant,
-                    assistant_public_id=assistant.public_id,
-                    expires_at=timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS),
-                    include=list(include or []), claimed_by=task_id,
-                    sealed_credentials=provider_credentials.sealed_request(), **fields)
-        except IntegrityError as exc:
-            if "one_active_run_per_thread" not in str(exc):
-                raise
-            active = Run.objects.filter(thread=thread, status__in=Run.ACTIVE).values_list("public_id", flat=True)
-            raise _active_run_error(thread, active.first() or "") from exc
-        # Before the commit, so before the worker can claim the run: these precede whatever it emits.
-        events.publish(run.public_id, *lead_events, ev.RunCreated(run), ev.RunStatus(run))
+        # Caught here, once the transaction has rolled back (no savepoint around the insert: two round trips
+        # fewer on the way to a stream's first token), so the run that won can be read and named.
+        if "one_active_run_per_thread" not in str(exc) or connection.needs_rollback:
+            raise  # a caller's transaction that must roll back first: the constraint's own 400 (api/errors.py)
+        active = Run.objects.filter(thread__public_id=thread_id, thread__project=project, status__in=Run.ACTIVE)
+        raise _active_run_error(thread_id, active.values_list("public_id", flat=True).first() or "") from exc
     return run
 
 

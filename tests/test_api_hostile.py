@@ -145,8 +145,13 @@ def test_create_and_run_without_thread_and_update_run_without_metadata(api, assi
     assert response.json()["metadata"] == {"a": "b"}
 
 
-def test_active_run_constraint_answers_400_not_500(api, thread_id, assistant_id, monkeypatch):
-    """Two creators racing past the active-run check: the database constraint decides, the loser gets 400."""
+@pytest.mark.parametrize("committed", [
+    pytest.param(False, id="in-a-test-transaction"),
+    pytest.param(True, id="committed", marks=pytest.mark.django_db(transaction=True)),  # as in production
+])
+def test_active_run_constraint_answers_400_not_500(api, thread_id, assistant_id, monkeypatch, committed):
+    """Two creators racing past the active-run check: the database constraint decides, the loser gets 400 naming
+    the winner."""
     from assistants import selectors
     from runs import services
 
@@ -157,11 +162,14 @@ def test_active_run_constraint_answers_400_not_500(api, thread_id, assistant_id,
         thread.active_run_id = None  # as if the competing run had not committed yet
         return thread, assistant
 
-    assert api.post(f"/v1/threads/{thread_id}/runs", {"assistant_id": assistant_id}, format="json").status_code == 200
+    first = api.post(f"/v1/threads/{thread_id}/runs", {"assistant_id": assistant_id}, format="json")
+    assert first.status_code == 200
     monkeypatch.setattr(services, "thread_for_run", without_active_run)
     assert selectors  # the real selector stays importable
     response = api.post(f"/v1/threads/{thread_id}/runs", {"assistant_id": assistant_id}, format="json")
-    assert_error(response, 400, contains="already has an active run")
+    assert_error(response, 400, contains=f"Thread {thread_id} already has an active run {first.json()['id']}.")
+    runs = api.get(f"/v1/threads/{thread_id}/runs").json()["data"]
+    assert [run["id"] for run in runs] == [first.json()["id"]]  # the loser left nothing behind
 
 
 def test_json_body_that_is_not_an_object(api):
