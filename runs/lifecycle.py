@@ -20,7 +20,7 @@ from django.utils import timezone
 from assistants.models import Message, Thread
 from assistants_project import logs, metrics, rows
 from runs import event_model as ev
-from runs import events
+from runs import events, prompt
 from runs.models import Run, RunStep
 from tenancy import credentials as provider_credentials
 from tenancy import limits
@@ -164,29 +164,33 @@ def run_claim(*, run_id: int, task_id: str) -> Run | None:
 
 
 def _claim_queued(*, run_id: int, task_id: str) -> Run | None:
-    """A queued run taken by the task that owns it, with its thread and its project's stored provider credentials
-    (``claimed_credentials``), in one round trip: first wait until no transaction is creating the run (a task is
-    sent before its run's creation commits), then the UPDATE, whose statement sees that commit (read committed:
-    each statement takes a new snapshot). None: not such a run."""
+    """A queued run taken by the task that owns it, with its thread, its project's stored provider credentials
+    (``claimed_credentials``) and the thread's messages for its prompt (``prompt.keep_history``), in one round
+    trip: first wait until no transaction is creating the run (a task is sent before its run's creation commits),
+    then the UPDATE and the messages' SELECT, whose statements see that commit (read committed: each statement
+    takes a new snapshot). None: not such a run."""
     now = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(  # two statements in one message (Django's client-side binding cursor allows it)
+        cursor.execute(  # three statements in one message (Django's client-side binding cursor allows it)
             "SELECT pg_advisory_xact_lock_shared(%s, %s); "
             f"WITH r AS (UPDATE {Run._meta.db_table} SET status = %s, started_at = COALESCE(started_at, %s), "
             "heartbeat_at = %s, attempts = attempts + 1 WHERE id = %s AND status = %s AND claimed_by = %s "
             "RETURNING *) "
             f"SELECT {rows.columns(Run, 'r')}, {rows.columns(Thread, 't')}, "
             f"{provider_credentials.prefetch_sql('r.project_id')} "
-            f"FROM r JOIN {Thread._meta.db_table} t ON t.id = r.thread_id",
-            [*creation_lock_keys(task_id), S.IN_PROGRESS, now, now, run_id, S.QUEUED, task_id])
+            f"FROM r JOIN {Thread._meta.db_table} t ON t.id = r.thread_id; {prompt.history_sql()}",
+            [*creation_lock_keys(task_id), S.IN_PROGRESS, now, now, run_id, S.QUEUED, task_id, run_id])
         cursor.nextset()
         row = cursor.fetchone()
+        cursor.nextset()
+        history = cursor.fetchall()
     if row is None:
         return None
     split, end = len(Run._meta.concrete_fields), len(Run._meta.concrete_fields) + len(Thread._meta.concrete_fields)
     run = rows.from_row(Run, row[:split])
     run.thread = rows.from_row(Thread, row[split:end])
     setattr(run, _CLAIMED_CREDENTIALS, provider_credentials.prefetched_from(row[end]))
+    prompt.keep_history(run, history)
     return run
 
 

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from assistants.models import Message
+from assistants_project import rows
 from runs import llm, tools
 from runs.models import Run, RunStep
 
@@ -39,6 +40,30 @@ def _tool_choice(run: Run, offered: list[dict]):
     if isinstance(choice, dict) and choice.get("type") in tools.REGISTRY:
         return tools.get(choice["type"]).choice_for_model(choice)
     return choice
+
+
+def history_sql() -> str:
+    """The thread's messages a prompt holds (all but the run's own), for the claim to read in its own round trip
+    (``runs.lifecycle``); one parameter, the run's id. ``keep_history`` hands them to ``build_prompt``."""
+    return (f"SELECT {rows.columns(Message, 'm')} FROM {Message._meta.db_table} m "
+            f"JOIN {Run._meta.db_table} r ON r.id = %s "
+            "WHERE m.thread_id = r.thread_id AND m.run_public_id IS DISTINCT FROM r.public_id ORDER BY m.id")
+
+
+_HISTORY = "_claimed_history"
+
+
+def keep_history(run: Run, history_rows) -> None:
+    setattr(run, _HISTORY, [rows.from_row(Message, row) for row in history_rows])
+
+
+def _history(run: Run) -> list[Message]:
+    """What the claim read (once: nothing writes the thread's messages while its run is active, but a later
+    turn reads afresh all the same), else a query."""
+    kept = run.__dict__.pop(_HISTORY, None)
+    if kept is not None:
+        return kept
+    return list(Message.objects.filter(thread=run.thread).exclude(run_public_id=run.public_id).order_by("pk"))
 
 
 def _image_url_of_file(file_id: str, project) -> str | None:
@@ -114,10 +139,7 @@ def build_prompt(run: Run, *, first_turn: bool = False) -> Prompt:
     tool_notes = [tools.get(tool["type"]).instructions(run) for tool in run.tools]
     system_text = "\n\n".join(t for t in (run.instructions, run.additional_instructions, *tool_notes) if t)
     system = [{"role": "system", "content": system_text}] if system_text else []
-    history = [
-        _message_for_model(m)
-        for m in Message.objects.filter(thread=run.thread).exclude(run_public_id=run.public_id).order_by("pk")
-    ]
+    history = [_message_for_model(m) for m in _history(run)]
     run_messages = [] if first_turn else _run_turns(run)
     strategy = run.truncation_strategy or {"type": "auto"}
     if strategy.get("type") == "last_messages":

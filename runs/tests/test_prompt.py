@@ -80,3 +80,21 @@ def test_named_tool_choice_passes_through(project, thread):
     run = make_run(project, thread, tool_choice={"type": "function", "function": {"name": "f"}})
     assert build_prompt(run).tool_choice == {"type": "function", "function": {"name": "f"}}
     assert Message.objects.count() == 0
+
+
+def test_the_claim_reads_the_first_prompts_messages(project, thread, django_assert_num_queries):
+    """The worker's claim reads the thread's messages with the run (one round trip on the way to the first token):
+    the first prompt then queries nothing, and holds what a prompt built afresh holds, without the run's own."""
+    from runs import lifecycle
+
+    message_create(thread=thread, role="user", content="one")
+    message_create(thread=thread, role="assistant", content="two")
+    assistant = Assistant.objects.create(project=project, model="gpt-4o-mini", instructions="Sys.")
+    run = services.run_create(project=project, thread_id=thread.public_id, assistant_id=assistant.public_id,
+                              additional_messages=[{"role": "user", "content": "three"}])
+    message_create(thread=thread, role="assistant", content="the run's own", run_id=run.public_id)
+    claimed = lifecycle.run_claim(run_id=run.pk, task_id=run.claimed_by)
+    with django_assert_num_queries(0):
+        prompt = build_prompt(claimed, first_turn=True)
+    assert [m["content"] for m in prompt.messages[1:]] == ["one", "two", "three"]
+    assert prompt.messages == build_prompt(run, first_turn=True).messages  # read afresh by the query
