@@ -53,29 +53,32 @@ def active_run_of(thread_pk: OuterRef) -> Subquery:
     return Subquery(Run.objects.filter(thread=thread_pk, status__in=Run.ACTIVE).values("public_id")[:1])
 
 
-def thread_for_run(*, project: Project, thread_id: str, assistant_id: str) -> tuple[Thread, Assistant | None]:
+def thread_for_run(*, project: Project, thread_id: str, assistant_id: str,
+                   creation_lock: list[int]) -> tuple[Thread, Assistant | None, int]:
     """What creating a run reads, in one round trip (it is on the path to a stream's first token): the thread,
-    row-locked, with its active run's public id as ``thread.active_run_id`` (or None), and the assistant (None if
-    the project has no such assistant)."""
+    row-locked, with its active run's public id as ``thread.active_run_id`` (or None); the assistant (None if the
+    project has no such assistant); and the new run's id, drawn from its sequence, with the transaction-scoped
+    advisory lock ``creation_lock`` taken (``runs.lifecycle.creation_lock_keys``: the run's task, sent before the
+    row is written, waits on it before its claim)."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {rows.columns(Thread, 't')}, "
             f"(SELECT r.public_id FROM {Run._meta.db_table} r WHERE r.thread_id = t.id AND r.status = ANY(%s) "
-            f"LIMIT 1), {rows.columns(Assistant, 'a')} "
+            f"LIMIT 1), {rows.columns(Assistant, 'a')}, "
+            f"nextval(pg_get_serial_sequence('{Run._meta.db_table}', 'id')), pg_advisory_xact_lock(%s, %s) "
             f"FROM {Thread._meta.db_table} t LEFT JOIN {Assistant._meta.db_table} a "
             "ON a.project_id = t.project_id AND a.public_id = %s "
             "WHERE t.project_id = %s AND t.public_id = %s FOR UPDATE OF t",
-            [list(Run.ACTIVE), assistant_id, project.pk, thread_id])
+            [list(Run.ACTIVE), *creation_lock, assistant_id, project.pk, thread_id])
         row = cursor.fetchone()
     if row is None:
         raise NotFoundError(f"No thread found with id '{thread_id}'.")
-    split = len(Thread._meta.concrete_fields)
+    split, end = len(Thread._meta.concrete_fields), len(Thread._meta.concrete_fields) + 1 + len(
+        Assistant._meta.concrete_fields)
     thread = rows.from_row(Thread, row[:split])
     thread.active_run_id = row[split]
-    assistant = rows.from_row(Assistant, row[split + 1:]) if row[split + 1] is not None else None
-    return thread, assistant
-
-
+    assistant = rows.from_row(Assistant, row[split + 1:end]) if row[split + 1] is not None else None
+    return thread, assistant, row[end]
 
 
 def active_run_count(*, project: Project) -> int:

@@ -41,7 +41,9 @@ def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: b
     try:
         with transaction.atomic(savepoint=savepoint):
             # The thread's row lock serialises creators (a run, a message) on the thread.
-            thread, assistant = thread_for_run(project=project, thread_id=thread_id, assistant_id=assistant_id)
+            task_id = str(uuid.uuid4())
+            thread, assistant, run_pk = thread_for_run(project=project, thread_id=thread_id, assistant_id=assistant_id,
+                                                       creation_lock=creation_lock_keys(task_id))
             if thread.active_run_id is not None:
                 raise _active_run_error(thread_id, thread.active_run_id)
             if assistant is None:
@@ -53,7 +55,7 @@ def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: b
                 except OpenAIError as exc:
                     exc.param = f"additional_messages[{index}].{exc.param}" if exc.param else "additional_messages"
                     raise
-            run_pk, task_id = _send_early()
+            _send_early(run_pk, task_id)
             run = Run.objects.create(
                 pk=run_pk, project=project, thread=thread, assistant=assistant,
                 assistant_public_id=assistant.public_id,
@@ -74,22 +76,17 @@ def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: b
     return run
 
 
-def _send_early() -> tuple[int, str]:
-    """Draw the new run's id and send its task at once, *before* the row is even written, so the worker gets going
-    while this transaction finishes (the run's first token is that much sooner). The task's claim first waits
-    for this transaction, which holds the task's creation lock to its end; on a rollback it finds no run."""
-    task_id = str(uuid.uuid4())
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT nextval(pg_get_serial_sequence('{Run._meta.db_table}', 'id')), "
-                       "pg_advisory_xact_lock(%s, %s)", creation_lock_keys(task_id))
-        run_pk = cursor.fetchone()[0]
+def _send_early(run_pk: int, task_id: str) -> None:
+    """Send the new run's task at once, *before* its row is even written, so the worker gets going while this
+    transaction finishes (the run's first token is that much sooner). The task's claim first waits for this
+    transaction, which holds the task's creation lock (taken as the thread was read) to its end; on a rollback it
+    finds no run."""
     try:
         lifecycle.send(run_pk, task_id)
     except Exception as exc:  # the broker is down: a prompt 503, and the rollback leaves nothing half-written
         logger.exception("could not enqueue run %s", run_pk)
         raise BrokerUnavailable("The server could not queue the run (its task broker is unavailable). "
                                 "Nothing was created; try again.") from exc
-    return run_pk, task_id
 
 
 class BrokerUnavailable(OpenAIError):

@@ -158,9 +158,9 @@ def test_active_run_constraint_answers_400_not_500(api, thread_id, assistant_id,
     real = services.thread_for_run
 
     def without_active_run(**kwargs):
-        thread, assistant = real(**kwargs)
+        thread, assistant, run_pk = real(**kwargs)
         thread.active_run_id = None  # as if the competing run had not committed yet
-        return thread, assistant
+        return thread, assistant, run_pk
 
     first = api.post(f"/v1/threads/{thread_id}/runs", {"assistant_id": assistant_id}, format="json")
     assert first.status_code == 200
