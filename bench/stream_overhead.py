@@ -61,41 +61,47 @@ def direct_ttft(base_url: str) -> float:
 
 
 def server_ttft(http: httpx.Client, assistant_id: str, marks: list | None = None) -> float:
-    """``marks`` gets (run id, wall clock at the request, at the first delta) for ``stages``."""
+    """``marks`` gets (run id, wall clock at the request, when the first delta entered the run's Redis stream (its
+    entry id is Redis' clock), at the first delta) for ``stages``."""
     thread = http.post("/threads", json={"messages": PROMPT}).json()["id"]
     wall, started = time.time(), time.perf_counter()
-    elapsed, run_id, event = None, None, None
+    elapsed, run_id, event, entry, published = None, None, None, "", None
     with http.stream("POST", f"/threads/{thread}/runs", json={"assistant_id": assistant_id, "stream": True}) as r:
         for line in r.iter_lines():
-            if line.startswith("event: "):
+            if line.startswith("id: "):
+                entry = line[4:]
+            elif line.startswith("event: "):
                 event = line[7:]
                 if elapsed is None and event == "thread.message.delta":
                     elapsed = time.perf_counter() - started
+                    published = int(entry.split("-")[0]) / 1000
             elif run_id is None and event == "thread.run.created" and line.startswith("data: "):
                 run_id = json.loads(line[6:])["id"]
     if marks is not None:
-        marks.append((run_id, wall, wall + elapsed))
+        marks.append((run_id, wall, published, wall + elapsed))
     return elapsed
 
 
 STAGES = ("request → run written (web)", "run written → claimed (broker, worker)",
-          "claimed → first text (worker, model)", "first text → client (relay)")
+          "claimed → first text (worker, model)", "first text → published (worker)", "published → client (relay)")
 
 
 def stages(marks: list) -> list[float]:
     """p50 of each stage (ms) between the request and the first delta, from the run's created_at (the web's clock
-    as it writes the run), started_at (the worker's as it claims it) and its message's created_at (the worker's as
-    the first text arrives). The task is sent before the run is written, so the second stage may be negative."""
+    as it writes the run), started_at (the worker's as it claims it), its message's created_at (the worker's as
+    the first text arrives) and the first delta's stream entry id (Redis' clock as the worker appends it; one
+    machine, one clock, to the millisecond). The task is sent before the run is written, so the second stage may be
+    negative."""
     with live_mod.e2e_db() as db:
         rows = {row[0]: [float(v) for v in row[1:]] for row in db.execute(
             "SELECT r.public_id, extract(epoch FROM r.created_at), extract(epoch FROM r.started_at), "
             "(SELECT extract(epoch FROM min(m.created_at)) FROM assistants_message m "
             " WHERE m.run_public_id = r.public_id) FROM runs_run r WHERE r.public_id = ANY(%s)",
-            ([run_id for run_id, _, _ in marks],))}
-    spans: list[list[float]] = [[], [], [], []]
-    for run_id, requested, first in marks:
-        points = [requested, *rows[run_id], first]
-        for i in range(4):
+            ([run_id for run_id, *_ in marks],))}
+    spans: list[list[float]] = [[] for _ in STAGES]
+    for run_id, requested, published, first in marks:
+        points = [requested, *rows[run_id], published, first]
+        for i in range(len(STAGES)):
             spans[i].append(points[i + 1] - points[i])
     return [statistics.median(span) * 1000 for span in spans]
 
