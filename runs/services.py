@@ -40,8 +40,8 @@ def run_create(*, project: Project, thread_id: str, assistant_id: str, stream: b
     limits.check_run_start(project, active_runs=lambda: selectors.active_run_count(project=project))
     try:
         with transaction.atomic(savepoint=savepoint):
-            # The thread's row lock serialises creators (a run, a message) on the thread.
             task_id = str(uuid.uuid4())
+            # The thread's row lock serialises creators (a run, a message) on the thread.
             thread, assistant, run_pk = thread_for_run(project=project, thread_id=thread_id, assistant_id=assistant_id,
                                                        creation_lock=creation_lock_keys(task_id))
             if thread.active_run_id is not None:
