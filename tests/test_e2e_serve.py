@@ -34,6 +34,18 @@ def stop(proc: subprocess.Popen) -> list[int]:
     return children
 
 
+def wait_for_worker_ready(data_dir: Path, nodes: int = 2) -> None:
+    """Until ``nodes`` workers answer Celery's ping (they have logged their start by then)."""
+    env = {**os.environ, "ASSISTANTS_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "assistants_project.settings"}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        out = subprocess.run([sys.executable, "-m", "celery", "-A", "assistants_project", "inspect", "ping",
+                              "--timeout", "2"], cwd=ROOT, env=env, capture_output=True, text=True).stdout
+        if f"{nodes} nodes online" in out:
+            return
+    raise AssertionError(f"fewer than {nodes} workers answered: {out}")
+
+
 def test_first_key_printed_once_clean_stop_and_restart_keeps_data(tmp_path_factory):
     data_dir = Path(f"/tmp/asst-serve-{os.getpid()}")
     log = tmp_path_factory.mktemp("serve") / "serve.log"
@@ -53,7 +65,9 @@ def test_first_key_printed_once_clean_stop_and_restart_keeps_data(tmp_path_facto
         assert not [pid for pid in children if psutil.pid_exists(pid)
                     and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
 
-        proc = start(data_dir, port, log, WORKER_PROCESSES="2")  # a second worker process beside the first
+        logged = len(log.read_bytes())
+        # a second worker process beside the first; LOG_LEVEL holds for every process (Celery's too)
+        proc = start(data_dir, port, log, WORKER_PROCESSES="2", LOG_LEVEL="WARNING")
         wait_ready(base, proc, log)
         assert len(re.findall(r"Your API key", log.read_text())) == 1  # not printed again
         fetched = httpx.get(f"{base}/assistants/{created['id']}", headers=headers)
@@ -61,7 +75,10 @@ def test_first_key_printed_once_clean_stop_and_restart_keeps_data(tmp_path_facto
         workers = [" ".join(c.cmdline()) for c in psutil.Process(proc.pid).children()
                    if "celery" in " ".join(c.cmdline()) and " worker " in " ".join(c.cmdline())]
         assert len(workers) == 2 and sum("--hostname worker2@%h" in cmd for cmd in workers) == 1  # own node names
+        wait_for_worker_ready(data_dir)
         children = stop(proc)
+        second = log.read_bytes()[logged:].decode()
+        assert not [line for line in second.splitlines() if " INFO " in line]
         time.sleep(0.5)
         assert not [pid for pid in children if psutil.pid_exists(pid)
                     and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]

@@ -28,12 +28,13 @@ def process_commands(*, host: str, port: int, web_workers: int, worker_processes
     worker = [python, "-m", "celery", "-A", "assistants_project", "worker",
               "--pool", os.environ.get("WORKER_POOL", "threads"),
               "--concurrency", os.environ.get("WORKER_CONCURRENCY", "16"),
-              "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+              "--loglevel", settings.LOG_LEVEL, "--without-mingle", "--without-gossip"]
     commands = {
         "web": web,
         # the node name is unique per worker on one broker (containers differ by hostname; processes on one host do not)
         "worker": [*worker, *(["--hostname", os.environ["WORKER_NAME"]] if os.environ.get("WORKER_NAME") else [])],
-        "beat": [python, "-m", "celery", "-A", "assistants_project", "beat", "--loglevel", "INFO",
+        # Celery sets the root logger to its --loglevel: LOG_LEVEL, or its processes would log at INFO whatever it says
+        "beat": [python, "-m", "celery", "-A", "assistants_project", "beat", "--loglevel", settings.LOG_LEVEL,
                  "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
     }
     for n in range(2, worker_processes + 1):
