@@ -25,6 +25,7 @@ def process_commands(*, host: str, port: int, web_workers: int, worker_processes
            "--lifespan", "off", "--timeout-graceful-shutdown", "5"]
     if web_workers > 1:
         web += ["--workers", str(web_workers)]
+    # Celery sets the root logger to its --loglevel: LOG_LEVEL, or its processes would log at INFO whatever it says
     worker = [python, "-m", "celery", "-A", "assistants_project", "worker",
               "--pool", os.environ.get("WORKER_POOL", "threads"),
               "--concurrency", os.environ.get("WORKER_CONCURRENCY", "16"),
@@ -33,7 +34,6 @@ def process_commands(*, host: str, port: int, web_workers: int, worker_processes
         "web": web,
         # the node name is unique per worker on one broker (containers differ by hostname; processes on one host do not)
         "worker": [*worker, *(["--hostname", os.environ["WORKER_NAME"]] if os.environ.get("WORKER_NAME") else [])],
-        # Celery sets the root logger to its --loglevel: LOG_LEVEL, or its processes would log at INFO whatever it says
         "beat": [python, "-m", "celery", "-A", "assistants_project", "beat", "--loglevel", settings.LOG_LEVEL,
                  "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
     }
