@@ -1,6 +1,7 @@
 """Time to first text delta through the server minus time to first token of the same LiteLLM call made
 directly, against the fake LLM with a fixed per-token delay; p50/p99 at 1 and at 50 concurrent streams, and where
-the server's time to first delta goes at each level (p50 of each stage, from the run's own timestamps).
+the server's time to first delta goes at each level (p50 of each stage, from the run's own timestamps), and what a
+run cost in CPU at each level, by process, against what a direct call cost (the bench's client and the fake).
 
     ASSISTANTS_DATA_DIR=var/bench .venv/bin/python bench/stream_overhead.py [--samples 100] [--streams 1,50] \
         [KEY=VALUE …]   # serve's environment, e.g. LOG_FORMAT=json LOG_LEVEL=INFO
@@ -27,7 +28,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("ASSISTANTS_DATA_DIR", str(ROOT / "var" / "bench"))
 
 import httpx  # noqa: E402
+import psutil  # noqa: E402
 
+from bench.run_throughput import Cost  # noqa: E402
 from tests import live as live_mod  # noqa: E402
 
 TOKEN_DELAY = 0.02
@@ -106,6 +109,10 @@ def stages(marks: list) -> list[float]:
     return [statistics.median(span) * 1000 for span in spans]
 
 
+def cpu_seconds(*procs: psutil.Process) -> float:
+    return sum(t.user + t.system for t in (p.cpu_times() for p in procs))
+
+
 def concurrent(fn, n: int, per_worker: int) -> list:
     out: list = []
     lock = threading.Lock()
@@ -145,19 +152,31 @@ def main() -> None:
         http = httpx.Client(base_url=base, timeout=60, limits=limits,
                             headers={"Authorization": f"Bearer {live_mod.E2E_API_KEY}"})
         assistant = http.post("/assistants", json={"model": "gpt-4o-mini"}).json()["id"]
+        from assistants_project import embedded
+
+        redis_url = embedded.ensure_redis(live_mod.E2E_DATA_DIR)
+        pg = embedded.ensure_postgres(live_mod.E2E_DATA_DIR)
+        outside = (psutil.Process(), psutil.Process(fake.pid))  # this bench's client and the fake LLM
         for _ in range(5):  # warm both paths (imports, connections)
             direct_ttft(fake_url)
             server_ttft(http, assistant)
-        rows, stage_rows = [], []
+        rows, stage_rows, cpu_rows = [], [], []
         for streams in [int(n) for n in args.streams.split(",")]:
             marks: list = []
             if streams == 1:  # direct and server calls alternate, so drift in the machine's speed hits both
                 pairs = concurrent(lambda marks=marks: (direct_ttft(fake_url), server_ttft(http, assistant, marks)), 1,
                                    args.samples)
                 direct, server = [d for d, _ in pairs], [s for _, s in pairs]
+                cpu_rows.append((streams, None, None))  # the two alternate: their CPU cannot be told apart
             else:  # 50 direct streams at once, then 50 through the server at once
+                started = cpu_seconds(*outside)
                 direct = concurrent(lambda: direct_ttft(fake_url), streams, 2)
+                direct_cpu = (cpu_seconds(*outside) - started) * 1000 / len(direct)
+                cost, started = Cost(serve.pid, live_mod.E2E_DATA_DIR, redis_url, pg), cpu_seconds(*outside)
                 server = concurrent(lambda marks=marks: server_ttft(http, assistant, marks), streams, 2)
+                per_run = cost.per_run(len(server))["cpu_ms_per_run"]
+                per_run["client+fake"] = round((cpu_seconds(*outside) - started) * 1000 / len(server), 2)
+                cpu_rows.append((streams, per_run, direct_cpu))
             stage_rows.append((streams, stages(marks)))
             d50, s50 = statistics.median(direct), statistics.median(server)
             rows.append((streams, len(server), d50 * 1000, pct(direct, 0.99) * 1000, s50 * 1000,
@@ -170,6 +189,10 @@ def main() -> None:
         print(f"{'streams':>7} " + " | ".join(STAGES))
         for streams, spans in stage_rows:
             print(f"{streams:>7} " + " | ".join(f"{v:>{len(name)}.1f}" for name, v in zip(STAGES, spans, strict=True)))
+        print("CPU per run through the server by process (ms), against a direct call's (the client and the fake)")
+        for streams, per_run, direct_cpu in cpu_rows:
+            if per_run is not None:
+                print(f"{streams:>7} server {per_run} = {sum(per_run.values()):.1f} ms; direct {direct_cpu:.1f} ms")
     finally:
         live_mod.stop_serve(serve)
         fake.terminate()
