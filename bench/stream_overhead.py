@@ -167,7 +167,6 @@ def main() -> None:
                 pairs = concurrent(lambda marks=marks: (direct_ttft(fake_url), server_ttft(http, assistant, marks)), 1,
                                    args.samples)
                 direct, server = [d for d, _ in pairs], [s for _, s in pairs]
-                cpu_rows.append((streams, None, None))  # the two alternate: their CPU cannot be told apart
             else:  # 50 direct streams at once, then 50 through the server at once
                 started = cpu_seconds(*outside)
                 direct = concurrent(lambda: direct_ttft(fake_url), streams, 2)
@@ -189,10 +188,10 @@ def main() -> None:
         print(f"{'streams':>7} " + " | ".join(STAGES))
         for streams, spans in stage_rows:
             print(f"{streams:>7} " + " | ".join(f"{v:>{len(name)}.1f}" for name, v in zip(STAGES, spans, strict=True)))
+        # (none at 1 stream: its direct and server calls alternate, so their CPU cannot be told apart)
         print("CPU per run through the server by process (ms), against a direct call's (the client and the fake)")
         for streams, per_run, direct_cpu in cpu_rows:
-            if per_run is not None:
-                print(f"{streams:>7} server {per_run} = {sum(per_run.values()):.1f} ms; direct {direct_cpu:.1f} ms")
+            print(f"{streams:>7} server {per_run} = {sum(per_run.values()):.1f} ms; direct {direct_cpu:.1f} ms")
     finally:
         live_mod.stop_serve(serve)
         fake.terminate()
