@@ -9,6 +9,8 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
+from django.db import connection
+
 from assistants.models import Message
 from assistants_project import rows
 from runs import llm, tools
@@ -59,11 +61,12 @@ def keep_history(run: Run, history_rows) -> None:
 
 def _history(run: Run) -> list[Message]:
     """What the claim read (once: nothing writes the thread's messages while its run is active, but a later
-    turn reads afresh all the same), else a query."""
-    kept = run.__dict__.pop(_HISTORY, None)
-    if kept is not None:
-        return kept
-    return list(Message.objects.filter(thread=run.thread).exclude(run_public_id=run.public_id).order_by("pk"))
+    turn reads afresh all the same), else the same query now."""
+    if _HISTORY not in run.__dict__:
+        with connection.cursor() as cursor:
+            cursor.execute(history_sql(), [run.pk])
+            keep_history(run, cursor.fetchall())
+    return run.__dict__.pop(_HISTORY)
 
 
 def _image_url_of_file(file_id: str, project) -> str | None:
